@@ -1,0 +1,23 @@
+#pragma once
+
+/// \file
+/// Everything in synod that needs nothing beyond Boost's header-only libraries. The Asio
+/// runtime is in `synod/net.hpp`, so a program that brings its own I/O never compiles Asio.
+
+#include <synod/version.hpp>
+
+#include <synod/core/assert.hpp>
+#include <synod/core/bytes.hpp>
+#include <synod/core/concepts.hpp>
+#include <synod/core/errc.hpp>
+#include <synod/core/hard_state.hpp>
+#include <synod/core/ids.hpp>
+#include <synod/core/log_entry.hpp>
+#include <synod/core/membership.hpp>
+#include <synod/core/messages.hpp>
+#include <synod/core/result.hpp>
+#include <synod/core/snapshot.hpp>
+
+#include <synod/wire/codec.hpp>
+#include <synod/wire/crc32c.hpp>
+#include <synod/wire/frame.hpp>
