@@ -13,7 +13,8 @@ int main() {
         std::fprintf(stderr, "synod strong types misbehave\n");
         return 1;
     }
-    if (synod::version.major != SYNOD_VERSION_MAJOR || synod::version.minor != SYNOD_VERSION_MINOR ||
+    if (synod::version.major != SYNOD_VERSION_MAJOR ||
+        synod::version.minor != SYNOD_VERSION_MINOR ||
         synod::version.patch != SYNOD_VERSION_PATCH) {
         std::fprintf(stderr, "synod::version disagrees with its macros\n");
         return 1;

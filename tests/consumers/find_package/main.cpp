@@ -11,7 +11,7 @@
 #include <cstdio>
 #include <type_traits>
 
-#if !defined(SYNOD_EXPECTED_VERSION_MAJOR) || !defined(SYNOD_EXPECTED_VERSION_MINOR) ||          \
+#if !defined(SYNOD_EXPECTED_VERSION_MAJOR) || !defined(SYNOD_EXPECTED_VERSION_MINOR) ||            \
     !defined(SYNOD_EXPECTED_VERSION_PATCH)
 #error "the consumer's CMakeLists.txt must define SYNOD_EXPECTED_VERSION_{MAJOR,MINOR,PATCH}"
 #endif

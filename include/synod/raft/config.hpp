@@ -1,0 +1,75 @@
+#pragma once
+
+/// \file
+/// Every knob of a `raft::node`, with its default. docs/raft.md explains each.
+
+#include <synod/core/errc.hpp>
+#include <synod/core/ids.hpp>
+#include <synod/core/membership.hpp>
+#include <synod/raft/log_sink.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <system_error>
+
+namespace synod::raft {
+
+struct config {
+    /// This node. Must be a member of `initial_membership` (or of the membership in the log).
+    node_id id;
+    /// Membership used when the log holds none (a fresh cluster). Every node of a new cluster
+    /// must be given the same one.
+    membership initial_membership;
+
+    /// Election timeouts are drawn uniformly from [min, max) after every reset (paper §5.2).
+    std::chrono::milliseconds election_timeout_min{150};
+    std::chrono::milliseconds election_timeout_max{300};
+    /// How often a leader sends AppendEntries to each follower when it has nothing new.
+    std::chrono::milliseconds heartbeat_interval{50};
+
+    /// Seed of the node's only randomness (election timeouts). Same seed + same inputs = same
+    /// behaviour.
+    std::uint64_t random_seed = 0;
+
+    /// Pre-vote round before each election (thesis §9.6).
+    bool pre_vote = true;
+    /// Leader steps down if it has not heard from a quorum within an election timeout, and
+    /// followers that hear from a leader ignore vote requests (thesis §6.2, §4.2.3).
+    bool check_quorum = true;
+
+    /// Flow control, per follower.
+    std::size_t max_entries_per_append = 256;
+    std::size_t max_bytes_per_append = std::size_t{1} << 20;
+    std::size_t max_inflight_appends = 64;
+    std::size_t max_inflight_bytes = std::size_t{32} << 20;
+
+    /// Proposals are refused with `errc::uncommitted_limit` once the leader holds this many
+    /// bytes (`entry_cost`) of uncommitted entries.
+    std::size_t max_uncommitted_bytes = std::size_t{64} << 20;
+    /// A single proposal larger than this is refused with `errc::proposal_too_large`.
+    std::size_t max_proposal_bytes = std::size_t{8} << 20;
+
+    /// Entries applied per batch before the node yields to other work on its scheduler.
+    std::size_t max_apply_batch = 1024;
+
+    /// Diagnostics; silent when empty.
+    log_sink sink;
+
+    /// Why this configuration cannot run, or success.
+    [[nodiscard]] std::error_code validate() const {
+        if (id == no_node || election_timeout_min.count() <= 0 ||
+            election_timeout_max <= election_timeout_min || heartbeat_interval.count() <= 0 ||
+            heartbeat_interval >= election_timeout_min || max_entries_per_append == 0 ||
+            max_bytes_per_append == 0 || max_inflight_appends == 0 || max_inflight_bytes == 0 ||
+            max_uncommitted_bytes == 0 || max_proposal_bytes == 0 || max_apply_batch == 0) {
+            return errc::invalid_argument;
+        }
+        if (!initial_membership.voters().empty() && !initial_membership.valid()) {
+            return errc::invalid_argument;
+        }
+        return {};
+    }
+};
+
+} // namespace synod::raft

@@ -1,0 +1,287 @@
+#pragma once
+
+/// \file
+/// `storage::memory_log`: a `log_store` kept in memory, for tests, the simulator and hosts that
+/// persist elsewhere. It keeps two images of the log — what has been written and what has
+/// been flushed — so a test can crash a node (`crash()`) and lose exactly what a real disk
+/// would lose: everything written after the last completed flush.
+///
+/// Flush completion is chosen per log (`flush_mode`): at once (inside `flush`), held until the
+/// test releases it, or handed to an executor (the simulator uses this to model disk latency).
+
+#include <synod/core/concepts/log_store.hpp>
+#include <synod/core/errc.hpp>
+#include <synod/core/hard_state.hpp>
+#include <synod/core/log_entry.hpp>
+#include <synod/core/snapshot.hpp>
+#include <synod/core/unique_function.hpp>
+
+#include <cstddef>
+#include <deque>
+#include <optional>
+#include <span>
+#include <system_error>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace synod::storage {
+
+enum class flush_mode {
+    immediate, ///< the callback runs inside `flush`
+    held,      ///< callbacks wait for `release_flushes()` / `fail_flushes()`
+    executor,  ///< callbacks are handed to the executor set with `set_flush_executor`
+};
+
+class memory_log {
+public:
+    using flush_callback = unique_function<void(std::error_code)>;
+    /// Receives the work that completes one flush; runs it whenever it likes (on the node's
+    /// context).
+    using flush_executor = unique_function<void(unique_function<void()>)>;
+
+    explicit memory_log(flush_mode mode = flush_mode::immediate) : mode_(mode) {}
+
+    // --- log_store -----------------------------------------------------------------------
+
+    std::error_code recover() { return {}; }
+
+    [[nodiscard]] log_index first_index() const noexcept { return live_.first; }
+    [[nodiscard]] log_index last_index() const noexcept {
+        return live_.first + live_.entries.size() - 1;
+    }
+
+    [[nodiscard]] std::optional<term> term_at(log_index i) const noexcept {
+        if (i + 1 == live_.first) {
+            return live_.snapshot ? live_.snapshot->meta.last_term : term{};
+        }
+        if (i < live_.first || i > last_index()) {
+            return std::nullopt;
+        }
+        return live_.entries[i - live_.first].term;
+    }
+
+    std::error_code entries(log_index lo, log_index hi, std::size_t budget,
+                            std::vector<log_entry>& out) const {
+        if (lo < live_.first || hi < lo || hi > last_index() + 1) {
+            return errc::index_out_of_range;
+        }
+        std::size_t used = 0;
+        for (log_index i = lo; i < hi; ++i) {
+            const log_entry& e = live_.entries[i - live_.first];
+            if (i != lo && used + entry_cost(e) > budget) {
+                break;
+            }
+            used += entry_cost(e);
+            out.push_back(e);
+        }
+        return {};
+    }
+
+    std::error_code append(std::span<const log_entry> es) {
+        if (failed_) {
+            return errc::storage_failure;
+        }
+        for (std::size_t k = 0; k < es.size(); ++k) {
+            if (es[k].index != last_index() + 1 + k) {
+                return errc::invalid_argument;
+            }
+        }
+        live_.entries.insert(live_.entries.end(), es.begin(), es.end());
+        journal_.emplace_back(std::vector<log_entry>(es.begin(), es.end()));
+        return {};
+    }
+
+    std::error_code truncate_suffix(log_index from) {
+        if (failed_) {
+            return errc::storage_failure;
+        }
+        if (from < live_.first) {
+            return errc::index_out_of_range;
+        }
+        live_.truncate(from);
+        journal_.emplace_back(truncate_op{from});
+        return {};
+    }
+
+    std::error_code compact_prefix(log_index upto) {
+        if (failed_) {
+            return errc::storage_failure;
+        }
+        if (!live_.snapshot || live_.snapshot->meta.last_index < upto) {
+            return errc::invalid_argument;
+        }
+        live_.compact(upto);
+        journal_.emplace_back(compact_op{upto});
+        return {};
+    }
+
+    std::error_code save_hard_state(const hard_state& hs) {
+        if (failed_) {
+            return errc::storage_failure;
+        }
+        live_.state = hs;
+        journal_.emplace_back(hs);
+        return {};
+    }
+    [[nodiscard]] hard_state saved_hard_state() const noexcept { return live_.state; }
+
+    std::error_code save_snapshot(const snapshot& s) {
+        if (failed_) {
+            return errc::storage_failure;
+        }
+        live_.snapshot = s;
+        journal_.emplace_back(s);
+        return {};
+    }
+    [[nodiscard]] std::optional<snapshot> latest_snapshot() const { return live_.snapshot; }
+
+    template <class F>
+    void flush(F&& callback) {
+        pending_.push_back(
+            pending_flush{journal_base_ + journal_.size(), flush_callback(std::forward<F>(callback))});
+        switch (mode_) {
+        case flush_mode::immediate:
+            release_flushes(1);
+            break;
+        case flush_mode::held:
+            break;
+        case flush_mode::executor:
+            SYNOD_ASSERT(static_cast<bool>(executor_), "flush_mode::executor without executor");
+            executor_([this] { release_flushes(1); });
+            break;
+        }
+    }
+
+    // --- test and simulator controls ------------------------------------------------------
+
+    void set_flush_mode(flush_mode mode) noexcept { mode_ = mode; }
+    void set_flush_executor(flush_executor executor) { executor_ = std::move(executor); }
+
+    /// Completes up to `count` pending flushes, oldest first; returns how many completed.
+    std::size_t release_flushes(std::size_t count = SIZE_MAX) {
+        std::size_t done = 0;
+        while (done < count && !pending_.empty()) {
+            pending_flush p = std::move(pending_.front());
+            pending_.pop_front();
+            std::error_code ec;
+            if (failed_) {
+                ec = errc::storage_failure;
+            } else {
+                make_durable(p.journal_position);
+            }
+            ++done;
+            ++flushes_completed_;
+            p.callback(ec);
+        }
+        return done;
+    }
+
+    /// Fails every pending flush (as a failed fsync would); the log refuses writes afterwards.
+    void fail_flushes() {
+        failed_ = true;
+        release_flushes();
+    }
+
+    /// Loses everything not flushed, as a power cut would, and forgets pending callbacks (the
+    /// node they belonged to is gone). The log is usable again, as after a restart.
+    void crash() {
+        pending_.clear();
+        journal_.clear();
+        journal_base_ = 0;
+        live_ = durable_;
+        failed_ = false;
+    }
+
+    [[nodiscard]] std::size_t pending_flushes() const noexcept { return pending_.size(); }
+    [[nodiscard]] std::size_t flushes_completed() const noexcept { return flushes_completed_; }
+    [[nodiscard]] log_index durable_last_index() const noexcept {
+        return durable_.first + durable_.entries.size() - 1;
+    }
+    [[nodiscard]] const hard_state& durable_hard_state() const noexcept { return durable_.state; }
+    /// The durable entry at `i`, if the durable image holds it (for invariant checks).
+    [[nodiscard]] const log_entry* durable_entry(log_index i) const noexcept {
+        if (i < durable_.first || i > durable_last_index()) {
+            return nullptr;
+        }
+        return &durable_.entries[i - durable_.first];
+    }
+
+private:
+    struct truncate_op {
+        log_index from;
+    };
+    struct compact_op {
+        log_index upto;
+    };
+    using operation =
+        std::variant<std::vector<log_entry>, truncate_op, compact_op, hard_state, snapshot>;
+
+    struct image {
+        /// \invariant entries[k].index == first + k.
+        std::deque<log_entry> entries;
+        log_index first{1};
+        hard_state state;
+        std::optional<snapshot> snapshot;
+
+        void truncate(log_index from) {
+            if (from >= first && from - first < entries.size()) {
+                entries.erase(entries.begin() + static_cast<std::ptrdiff_t>(from - first),
+                              entries.end());
+            }
+        }
+        void compact(log_index upto) {
+            if (upto >= first + entries.size()) {
+                entries.clear();
+            } else if (upto >= first) {
+                entries.erase(entries.begin(),
+                              entries.begin() + static_cast<std::ptrdiff_t>(upto - first + 1));
+            }
+            if (upto + 1 > first) {
+                first = upto + 1;
+            }
+        }
+        void apply(const operation& op) {
+            if (const auto* es = std::get_if<std::vector<log_entry>>(&op)) {
+                entries.insert(entries.end(), es->begin(), es->end());
+            } else if (const auto* t = std::get_if<truncate_op>(&op)) {
+                truncate(t->from);
+            } else if (const auto* c = std::get_if<compact_op>(&op)) {
+                compact(c->upto);
+            } else if (const auto* hs = std::get_if<hard_state>(&op)) {
+                state = *hs;
+            } else {
+                snapshot = std::get<synod::snapshot>(op);
+            }
+        }
+    };
+
+    struct pending_flush {
+        /// Number of writes (counted since the log was opened) this flush makes durable.
+        std::size_t journal_position;
+        flush_callback callback;
+    };
+
+    void make_durable(std::size_t writes) {
+        while (journal_base_ < writes && !journal_.empty()) {
+            durable_.apply(journal_.front());
+            journal_.pop_front();
+            ++journal_base_;
+        }
+    }
+
+    flush_mode mode_;
+    flush_executor executor_;
+    image live_;
+    image durable_;
+    /// Writes not yet known durable, oldest first; entry k is write number journal_base_ + k.
+    std::deque<operation> journal_;
+    std::size_t journal_base_ = 0;
+    std::deque<pending_flush> pending_;
+    std::size_t flushes_completed_ = 0;
+    bool failed_ = false;
+};
+
+static_assert(log_store<memory_log>);
+
+} // namespace synod::storage
