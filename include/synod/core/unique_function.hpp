@@ -25,9 +25,9 @@ public:
     unique_function(std::nullptr_t) noexcept {} // NOLINT: implicit, like std::function
 
     template <class F>
-        requires(!std::is_same_v<std::remove_cvref_t<F>, unique_function> &&
-                 std::is_invocable_r_v<R, std::decay_t<F>&, Args...>)
-    unique_function(F&& f) { // NOLINT: implicit, like std::function
+    requires(!std::is_same_v<std::remove_cvref_t<F>, unique_function> &&
+             std::is_invocable_r_v<R, std::decay_t<F>&, Args...>)
+        unique_function(F&& f) { // NOLINT: implicit, like std::function
         using T = std::decay_t<F>;
         if constexpr (fits_inline<T>) {
             ::new (static_cast<void*>(storage_)) T(std::forward<F>(f));
@@ -38,7 +38,8 @@ public:
         }
     }
 
-    unique_function(unique_function&& other) noexcept : ops_(other.ops_) {
+    unique_function(unique_function&& other) noexcept
+        : ops_(other.ops_) {
         if (ops_ != nullptr) {
             ops_->relocate(storage_, other.storage_);
             other.ops_ = nullptr;
@@ -76,9 +77,9 @@ private:
     static constexpr std::size_t inline_size = 4 * sizeof(void*);
 
     template <class T>
-    static constexpr bool fits_inline = sizeof(T) <= inline_size &&
-                                        alignof(T) <= alignof(std::max_align_t) &&
-                                        std::is_nothrow_move_constructible_v<T>;
+    static constexpr bool fits_inline =
+        sizeof(T) <= inline_size &&
+        alignof(T) <= alignof(std::max_align_t) && std::is_nothrow_move_constructible_v<T>;
 
     struct operations {
         R (*call)(void*, Args&&...);

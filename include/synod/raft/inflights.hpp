@@ -16,7 +16,8 @@ namespace synod::raft {
 class inflights {
 public:
     inflights(std::size_t max_count, std::size_t max_bytes) noexcept
-        : max_count_(max_count), max_bytes_(max_bytes) {}
+        : max_count_(max_count)
+        , max_bytes_(max_bytes) {}
 
     /// Whether another message may be sent. A window with nothing in flight always admits
     /// one, however large, so progress never stalls on a single big entry.

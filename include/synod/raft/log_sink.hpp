@@ -5,9 +5,8 @@
 /// default; a host that sets a sink sees why a node did what it did (why it started an
 /// election, stepped down, dropped a message).
 
-#include <synod/core/unique_function.hpp>
-
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <span>
 #include <string_view>
@@ -36,7 +35,8 @@ struct log_field {
 };
 
 /// Called on the node's context. `message` and `fields` are valid only during the call.
+/// Copyable, so one sink can serve every node of a process through copies of a config.
 using log_sink =
-    unique_function<void(log_level level, std::string_view message, std::span<const log_field>)>;
+    std::function<void(log_level level, std::string_view message, std::span<const log_field>)>;
 
 } // namespace synod::raft

@@ -25,7 +25,8 @@ enum class replication_state : std::uint8_t { probe, replicate };
 
 struct progress {
     progress(log_index last_leader_index, std::size_t max_inflight, std::size_t max_bytes)
-        : next(last_leader_index + 1), window(max_inflight, max_bytes) {}
+        : next(last_leader_index + 1)
+        , window(max_inflight, max_bytes) {}
 
     /// Highest index known to be on the follower's durable log and to match the leader's.
     /// \invariant never decreases while this leader leads.
@@ -38,11 +39,16 @@ struct progress {
     bool probe_sent = false;
     /// Heard from since the last check-quorum round.
     bool recently_active = false;
+    /// `match` at the previous heartbeat, and how many heartbeats in a row found the window
+    /// non-empty without `match` moving: messages in flight have probably been lost.
+    log_index match_at_heartbeat;
+    int stalled_heartbeats = 0;
     inflights window;
 
     void become_probe() noexcept {
         state = replication_state::probe;
         probe_sent = false;
+        stalled_heartbeats = 0;
         next = match + 1;
         window.reset();
     }

@@ -94,8 +94,7 @@ template <class VoteOf>
 /// Whether the voters for which `active(id)` holds form a quorum (check-quorum, thesis §6.2).
 template <class Active>
 [[nodiscard]] bool has_quorum(const membership& config, Active&& active) {
-    return tally_votes(config, [&](node_id id) { return active(id) ? 1 : -1; }) ==
-           vote_tally::won;
+    return tally_votes(config, [&](node_id id) { return active(id) ? 1 : -1; }) == vote_tally::won;
 }
 
 } // namespace synod::raft

@@ -33,24 +33,18 @@ enum class role : std::uint8_t { follower, pre_candidate, candidate, leader };
 }
 
 /// Why a proposal was refused before it was appended.
-enum class rejection : std::uint8_t {
-    not_leader,
-    uncommitted_limit,
-    too_large,
-    stopped,
-    count_
-};
+enum class rejection : std::uint8_t { not_leader, uncommitted_limit, too_large, stopped, count_ };
 
 /// Why an inbound message was dropped without effect.
 enum class drop_reason : std::uint8_t {
-    unknown_sender,    ///< sender is not a member of the configuration
-    wrong_recipient,   ///< addressed to another node, or sent by this node to itself
-    stale_term,        ///< a response from an older term
-    leader_lease,      ///< a vote request while a leader is heard from (thesis §4.2.3)
-    unexpected,        ///< a response this node's role did not ask for
-    index_out_of_range,///< an index the sender could not legitimately have sent
-    unsupported,       ///< a message kind this build does not handle yet
-    stopped,           ///< the node has stopped after a storage failure
+    unknown_sender,     ///< sender is not a member of the configuration
+    wrong_recipient,    ///< addressed to another node, or sent by this node to itself
+    stale_term,         ///< a response from an older term
+    leader_lease,       ///< a vote request while a leader is heard from (thesis §4.2.3)
+    unexpected,         ///< a response this node's role did not ask for
+    index_out_of_range, ///< an index the sender could not legitimately have sent
+    unsupported,        ///< a message kind this build does not handle yet
+    stopped,            ///< the node has stopped after a storage failure
     count_
 };
 

@@ -40,7 +40,8 @@ public:
     /// context).
     using flush_executor = unique_function<void(unique_function<void()>)>;
 
-    explicit memory_log(flush_mode mode = flush_mode::immediate) : mode_(mode) {}
+    explicit memory_log(flush_mode mode = flush_mode::immediate)
+        : mode_(mode) {}
 
     // --- log_store -----------------------------------------------------------------------
 
@@ -53,7 +54,7 @@ public:
 
     [[nodiscard]] std::optional<term> term_at(log_index i) const noexcept {
         if (i + 1 == live_.first) {
-            return live_.snapshot ? live_.snapshot->meta.last_term : term{};
+            return live_.stored_snapshot ? live_.stored_snapshot->meta.last_term : term{};
         }
         if (i < live_.first || i > last_index()) {
             return std::nullopt;
@@ -108,7 +109,7 @@ public:
         if (failed_) {
             return errc::storage_failure;
         }
-        if (!live_.snapshot || live_.snapshot->meta.last_index < upto) {
+        if (!live_.stored_snapshot || live_.stored_snapshot->meta.last_index < upto) {
             return errc::invalid_argument;
         }
         live_.compact(upto);
@@ -130,16 +131,16 @@ public:
         if (failed_) {
             return errc::storage_failure;
         }
-        live_.snapshot = s;
+        live_.stored_snapshot = s;
         journal_.emplace_back(s);
         return {};
     }
-    [[nodiscard]] std::optional<snapshot> latest_snapshot() const { return live_.snapshot; }
+    [[nodiscard]] std::optional<snapshot> latest_snapshot() const { return live_.stored_snapshot; }
 
     template <class F>
     void flush(F&& callback) {
-        pending_.push_back(
-            pending_flush{journal_base_ + journal_.size(), flush_callback(std::forward<F>(callback))});
+        pending_.push_back(pending_flush{journal_base_ + journal_.size(),
+                                         flush_callback(std::forward<F>(callback))});
         switch (mode_) {
         case flush_mode::immediate:
             release_flushes(1);
@@ -222,7 +223,7 @@ private:
         std::deque<log_entry> entries;
         log_index first{1};
         hard_state state;
-        std::optional<snapshot> snapshot;
+        std::optional<synod::snapshot> stored_snapshot;
 
         void truncate(log_index from) {
             if (from >= first && from - first < entries.size()) {
@@ -251,7 +252,7 @@ private:
             } else if (const auto* hs = std::get_if<hard_state>(&op)) {
                 state = *hs;
             } else {
-                snapshot = std::get<synod::snapshot>(op);
+                stored_snapshot = std::get<synod::snapshot>(op);
             }
         }
     };

@@ -1,0 +1,1210 @@
+#pragma once
+
+/// \file
+/// `raft::node`: one server of a Raft group (Ongaro & Ousterhout 2014; Ongaro's thesis 2014).
+///
+/// The node is a deterministic state machine over its four policies (design principle 1): it
+/// reads time only from `Clock`, draws randomness only from a generator seeded in its config,
+/// does I/O only through `Log` and `Transport`, and defers work only through `Scheduler`.
+/// Every public member function must be called on the scheduler's context (principle 2).
+///
+/// Persistence contract (principle 3, thesis §10.2.1), enforced here:
+/// - a vote is granted, and the candidate counts its own vote, only once the hard state that
+///   records it is durable;
+/// - a follower acknowledges entries only once they are durable;
+/// - a leader sends AppendEntries while its own append is being flushed, and counts itself
+///   toward a commit quorum only for entries whose flush has completed;
+/// - entries are applied only once they are committed *and* durable on this node.
+/// Writes made in one turn of the scheduler share one flush (group commit).
+
+#include <synod/core/assert.hpp>
+#include <synod/core/concepts.hpp>
+#include <synod/core/errc.hpp>
+#include <synod/core/messages.hpp>
+#include <synod/core/unique_function.hpp>
+#include <synod/raft/config.hpp>
+#include <synod/raft/progress.hpp>
+#include <synod/raft/proposal.hpp>
+#include <synod/raft/quorum.hpp>
+#include <synod/raft/status.hpp>
+#include <synod/wire/codec.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <random>
+#include <span>
+#include <utility>
+#include <vector>
+
+namespace synod::raft {
+
+template <log_store Log, transport Transport, clock Clock, scheduler Scheduler,
+          state_machine Machine>
+requires std::same_as<typename Clock::time_point, typename Scheduler::time_point>
+class node {
+public:
+    using result_type = typename Machine::result_type;
+    using result = proposal_result<result_type>;
+    using completion = unique_function<void(result)>;
+    using time_point = typename Clock::time_point;
+    using duration = typename Clock::duration;
+
+    /// The policies are the host's; they must outlive the node.
+    node(raft::config cfg, Log& log, Transport& transport, const Clock& clock, Scheduler& scheduler,
+         Machine& machine)
+        : cfg_(std::move(cfg))
+        , log_(log)
+        , transport_(transport)
+        , clock_(clock)
+        , scheduler_(scheduler)
+        , machine_(machine)
+        , rng_(cfg_.random_seed ^ (cfg_.id.value() * 0x9e3779b97f4a7c15ULL))
+        , lifetime_(std::make_shared<node*>(this)) {}
+
+    node(const node&) = delete;
+    node& operator=(const node&) = delete;
+
+    /// Callbacks already handed to policies become no-ops once the node is gone.
+    ~node() {
+        *lifetime_ = nullptr;
+        if (timer_armed_) {
+            scheduler_.cancel(timer_);
+        }
+    }
+
+    /// Recovers durable state from the log and starts as a follower. Call once.
+    std::error_code start() {
+        if (auto ec = cfg_.validate()) {
+            return ec;
+        }
+        if (auto ec = log_.recover()) {
+            return ec;
+        }
+        const hard_state hs = log_.saved_hard_state();
+        term_ = hs.current_term;
+        voted_for_ = hs.voted_for;
+        durable_index_ = log_.last_index();
+        if (auto snap = log_.latest_snapshot()) {
+            if (auto ec = machine_.restore(snap->data.span())) {
+                return ec;
+            }
+            applied_ = snap->meta.last_index;
+        }
+        commit_ = std::max(applied_, std::min(hs.commit, log_.last_index()));
+        if (auto ec = reload_membership()) {
+            return ec;
+        }
+        become_follower(term_, no_node);
+        schedule_apply();
+        return {};
+    }
+
+    /// Hands an inbound message to the node. Anything malformed, misaddressed or stale is
+    /// dropped and counted (`status().counters.messages_dropped`).
+    void receive(message m) {
+        if (stopped_) {
+            return drop(drop_reason::stopped, m);
+        }
+        const node_id from = message_from(m);
+        if (message_to(m) != cfg_.id || from == cfg_.id) {
+            return drop(drop_reason::wrong_recipient, m);
+        }
+        if (!config_.is_member(from)) {
+            return drop(drop_reason::unknown_sender, m);
+        }
+        if (!apply_term_rules(m)) {
+            return;
+        }
+        std::visit([this](auto& msg) { handle(msg); }, m);
+        check_invariants();
+    }
+
+    /// Proposes `payload` for the log. `done` runs exactly once, never inside this call (see
+    /// proposal.hpp for the outcomes).
+    void propose(shared_bytes payload, completion done) {
+        if (stopped_) {
+            return refuse(rejection::stopped, errc::storage_failure, std::move(done));
+        }
+        if (role_ != role::leader) {
+            return refuse(rejection::not_leader,
+                          leader_ == no_node ? errc::leader_unknown : errc::not_leader,
+                          std::move(done));
+        }
+        if (payload.size() > cfg_.max_proposal_bytes) {
+            return refuse(rejection::too_large, errc::proposal_too_large, std::move(done));
+        }
+        log_entry entry{term_, log_.last_index() + 1, entry_kind::normal, std::move(payload)};
+        const std::size_t cost = entry_cost(entry);
+        if (uncommitted_bytes_ > 0 && uncommitted_bytes_ + cost > cfg_.max_uncommitted_bytes) {
+            return refuse(rejection::uncommitted_limit, errc::uncommitted_limit, std::move(done));
+        }
+        const log_index index = entry.index;
+        if (!append_as_leader(std::move(entry))) {
+            return refuse(rejection::stopped, errc::storage_failure, std::move(done));
+        }
+        pending_.push_back(pending_proposal{index, std::move(done)});
+    }
+
+    /// Starts an election now, as if the election timeout had elapsed (for tests and tools).
+    void campaign() {
+        if (!stopped_ && role_ != role::leader && config_.is_voter(cfg_.id)) {
+            start_election(clock_.now());
+            check_invariants();
+        }
+    }
+
+    [[nodiscard]] raft::status status() const {
+        raft::status s;
+        s.id = cfg_.id;
+        s.role = role_;
+        s.current_term = term_;
+        s.voted_for = voted_for_;
+        s.leader = leader_;
+        s.first_index = log_.first_index();
+        s.last_index = log_.last_index();
+        s.durable_index = durable_index_;
+        s.commit_index = commit_;
+        s.applied_index = applied_;
+        s.config = config_;
+        s.stopped = stopped_;
+        for (const auto& [id, pr] : peers_) {
+            s.followers.push_back({id, pr.match, pr.next, pr.state, pr.window.count()});
+        }
+        s.counters = counters_;
+        return s;
+    }
+
+    [[nodiscard]] node_id id() const noexcept { return cfg_.id; }
+    [[nodiscard]] raft::role role() const noexcept { return role_; }
+    [[nodiscard]] term current_term() const noexcept { return term_; }
+    [[nodiscard]] node_id leader() const noexcept { return leader_; }
+    [[nodiscard]] log_index commit_index() const noexcept { return commit_; }
+    [[nodiscard]] log_index applied_index() const noexcept { return applied_; }
+    [[nodiscard]] log_index durable_index() const noexcept { return durable_index_; }
+    [[nodiscard]] bool stopped() const noexcept { return stopped_; }
+    [[nodiscard]] const membership& config() const noexcept { return config_; }
+    [[nodiscard]] const raft::counters& counters() const noexcept { return counters_; }
+
+private:
+    struct pending_proposal {
+        log_index index;
+        completion done;
+    };
+
+    /// A message that may leave only once this node's state is durable far enough: a granted
+    /// vote (its hard state) or an acknowledgement (its entries). Dropped if the term moved on
+    /// before then, because its promise was made in that term only.
+    struct deferred_message {
+        log_index needs_index;
+        std::uint64_t needs_writes;
+        term in_term;
+        node_id to;
+        message msg;
+    };
+
+    struct uncommitted_entry {
+        log_index index;
+        std::size_t cost;
+    };
+
+    // --- term rules (paper §5.1, thesis §9.6, §4.2.3) ----------------------------------------
+
+    /// Applies "if RPC request or response contains term T > currentTerm: set currentTerm =
+    /// T, convert to follower" with the exceptions pre-vote and leader leases need. Returns
+    /// false if the message has been fully dealt with.
+    bool apply_term_rules(const message& m) {
+        const term mt = message_term(m);
+        const node_id from = message_from(m);
+        if (mt > term_) {
+            if (const auto* req = std::get_if<vote_request>(&m)) {
+                if (cfg_.check_quorum && !req->leadership_transfer && in_leader_lease()) {
+                    drop(drop_reason::leader_lease, m);
+                    return false;
+                }
+                if (req->pre_vote) {
+                    return true; // a pre-vote changes nothing at the receiver
+                }
+                become_follower(mt, no_node);
+                return true;
+            }
+            if (const auto* resp = std::get_if<vote_response>(&m)) {
+                if (resp->pre_vote && resp->granted) {
+                    return true; // granted pre-votes carry the term we would campaign in
+                }
+            }
+            const bool from_leader = std::holds_alternative<append_request>(m) ||
+                                     std::holds_alternative<snapshot_chunk_request>(m) ||
+                                     std::holds_alternative<timeout_now>(m);
+            become_follower(mt, from_leader ? from : no_node);
+            return true;
+        }
+        if (mt < term_) {
+            // Tell stale leaders and candidates about the newer term so they step down;
+            // stale responses are simply old news.
+            if (const auto* req = std::get_if<append_request>(&m)) {
+                send(req->from, append_response{cfg_.id, req->from, term_, false, log_.last_index(),
+                                                term{}, log_index{}, req->round});
+            } else if (const auto* vreq = std::get_if<vote_request>(&m)) {
+                send(vreq->from, vote_response{cfg_.id, vreq->from, term_, false, vreq->pre_vote});
+            } else {
+                drop(drop_reason::stale_term, m);
+            }
+            return false;
+        }
+        return true;
+    }
+
+    [[nodiscard]] bool in_leader_lease() const {
+        if (role_ == role::leader) {
+            return true;
+        }
+        return leader_ != no_node &&
+               clock_.now() - last_leader_contact_ < duration(cfg_.election_timeout_min);
+    }
+
+    // --- elections (paper §5.2, thesis §9.6) -------------------------------------------------
+
+    void start_election(time_point now) {
+        reset_election_deadline(now);
+        if (cfg_.pre_vote) {
+            become_pre_candidate();
+        } else {
+            become_candidate();
+        }
+    }
+
+    void become_pre_candidate() {
+        role_ = role::pre_candidate;
+        set_leader(no_node);
+        votes_.clear();
+        votes_.emplace_back(cfg_.id, true); // a pre-vote for oneself persists nothing
+        ++counters_.pre_votes_started;
+        note(log_level::info, "pre-vote started", {{"term", term_.value() + 1}});
+        request_votes(true);
+        tally(true);
+    }
+
+    void become_candidate() {
+        role_ = role::candidate;
+        term_ = term_ + 1;
+        voted_for_ = cfg_.id;
+        set_leader(no_node);
+        votes_.clear();
+        ++counters_.elections_started;
+        persist_hard_state();
+        // The self-vote counts once the hard state recording it is durable.
+        self_vote_writes_ = writes_;
+        note(log_level::info, "election started", {{"term", term_.value()}});
+        request_votes(false);
+        count_self_vote_if_durable();
+    }
+
+    void request_votes(bool pre_vote) {
+        const log_index last = log_.last_index();
+        const term last_term = *log_.term_at(last);
+        const term t = pre_vote ? term_ + 1 : term_;
+        for (node_id id : all_voters()) {
+            if (id != cfg_.id) {
+                send(id, vote_request{cfg_.id, id, t, last, last_term, pre_vote, false});
+            }
+        }
+    }
+
+    void count_self_vote_if_durable() {
+        if (role_ == role::candidate && durable_writes_ >= self_vote_writes_ &&
+            !has_voted(cfg_.id)) {
+            votes_.emplace_back(cfg_.id, true);
+            tally(false);
+        }
+    }
+
+    [[nodiscard]] bool has_voted(node_id id) const {
+        return std::any_of(votes_.begin(), votes_.end(),
+                           [&](const auto& v) { return v.first == id; });
+    }
+
+    void tally(bool pre_vote) {
+        auto outcome = tally_votes(config_, [&](node_id id) {
+            for (const auto& [voter, granted] : votes_) {
+                if (voter == id) {
+                    return granted ? 1 : -1;
+                }
+            }
+            return 0;
+        });
+        if (outcome == vote_tally::won) {
+            if (pre_vote) {
+                become_candidate();
+            } else {
+                become_leader();
+            }
+        } else if (outcome == vote_tally::lost) {
+            become_follower(term_, no_node);
+        }
+    }
+
+    void handle(const vote_request& req) {
+        const log_index last = log_.last_index();
+        const term last_term = *log_.term_at(last);
+        // Paper §5.4.1: grant only to a candidate whose log is at least as up-to-date.
+        const bool log_ok = req.last_log_term > last_term ||
+                            (req.last_log_term == last_term && req.last_log_index >= last);
+        if (req.pre_vote) {
+            // Thesis §9.6: grant a pre-vote only to a future term, for an up-to-date log, and
+            // only if no leader has been heard from within the minimum election timeout.
+            const bool grant =
+                req.term > term_ && log_ok && (req.leadership_transfer || !in_leader_lease());
+            send(req.from, vote_response{cfg_.id, req.from, grant ? req.term : term_, grant, true});
+            return;
+        }
+        const bool free_to_vote =
+            voted_for_ == req.from || (voted_for_ == no_node && leader_ == no_node);
+        if (!(free_to_vote && log_ok)) {
+            send(req.from, vote_response{cfg_.id, req.from, term_, false, false});
+            return;
+        }
+        if (voted_for_ != req.from) {
+            voted_for_ = req.from;
+            persist_hard_state();
+        }
+        reset_election_deadline(clock_.now());
+        send_when_durable(req.from, vote_response{cfg_.id, req.from, term_, true, false},
+                          log_index{}, writes_);
+    }
+
+    void handle(const vote_response& resp) {
+        const bool expected = resp.pre_vote ? role_ == role::pre_candidate &&
+                                                  resp.term == (resp.granted ? term_ + 1 : term_)
+                                            : role_ == role::candidate && resp.term == term_;
+        if (!expected || !config_.is_voter(resp.from) || has_voted(resp.from)) {
+            return drop(drop_reason::unexpected, resp);
+        }
+        votes_.emplace_back(resp.from, resp.granted);
+        tally(resp.pre_vote);
+    }
+
+    // --- roles ---------------------------------------------------------------------------------
+
+    void become_follower(term t, node_id leader) {
+        const bool was_leader = role_ == role::leader;
+        if (t > term_) {
+            term_ = t;
+            voted_for_ = no_node;
+            persist_hard_state();
+        }
+        role_ = role::follower;
+        votes_.clear();
+        set_leader(leader);
+        if (leader != no_node) {
+            last_leader_contact_ = clock_.now();
+        }
+        reset_election_deadline(clock_.now());
+        if (was_leader) {
+            peers_.clear();
+            uncommitted_.clear();
+            uncommitted_bytes_ = 0;
+            fail_pending(errc::outcome_unknown);
+        }
+        arm_timer();
+    }
+
+    void become_leader() {
+        role_ = role::leader;
+        set_leader(cfg_.id);
+        ++counters_.elections_won;
+        votes_.clear();
+        peers_.clear();
+        const log_index last = log_.last_index();
+        for (node_id id : config_.members()) {
+            if (id != cfg_.id) {
+                peers_.emplace_back(
+                    id, progress(last, cfg_.max_inflight_appends, cfg_.max_inflight_bytes));
+            }
+        }
+        const time_point now = clock_.now();
+        quorum_check_deadline_ = now + duration(cfg_.election_timeout_min);
+        note(log_level::info, "became leader", {{"term", term_.value()}});
+        // Paper §5.4.2 and §8: a leader commits entries of earlier terms only by committing
+        // one of its own, so it appends a no-op at once.
+        append_as_leader(log_entry{term_, last + 1, entry_kind::noop, {}});
+        // The no-op's replication, at the end of this turn, announces the new leader.
+        heartbeat_deadline_ = now + duration(cfg_.heartbeat_interval);
+        arm_timer();
+    }
+
+    void set_leader(node_id leader) {
+        if (leader != leader_) {
+            leader_ = leader;
+            ++counters_.leader_changes;
+            note(log_level::info, "leader changed",
+                 {{"leader", leader.value()}, {"term", term_.value()}});
+        }
+    }
+
+    // --- replication: leader side (paper §5.3) -------------------------------------------------
+
+    bool append_as_leader(log_entry entry) {
+        const std::size_t cost = entry_cost(entry);
+        const log_index index = entry.index;
+        if (auto ec = log_.append(std::span<const log_entry>(&entry, 1))) {
+            fail_storage(ec);
+            return false;
+        }
+        ++writes_;
+        uncommitted_.push_back({index, cost});
+        uncommitted_bytes_ += cost;
+        // Replication and the flush happen together at the end of this turn, so proposals
+        // made in one turn share one flush and one AppendEntries per follower.
+        replicate_pending_ = true;
+        schedule_io();
+        return true;
+    }
+
+    void replicate_to_all() {
+        for (auto& [id, pr] : peers_) {
+            send_entries(id, pr);
+        }
+    }
+
+    /// Sends the next batch of entries to one follower if its state allows.
+    void send_entries(node_id to, progress& pr) {
+        const log_index last = log_.last_index();
+        while (pr.can_send()) {
+            if (pr.state == replication_state::replicate && pr.next > last) {
+                return;
+            }
+            const log_index prev = pr.next - 1;
+            const std::optional<term> prev_term = log_.term_at(prev);
+            SYNOD_ASSERT(prev_term.has_value(),
+                         "a follower needs entries this log no longer holds, and snapshot "
+                         "transfer is not part of this build");
+            append_request req{cfg_.id, to, term_, prev, *prev_term, commit_, ++rounds_, {}};
+            if (pr.next <= last) {
+                const log_index hi = std::min(last + 1, pr.next + cfg_.max_entries_per_append);
+                [[maybe_unused]] auto ec =
+                    log_.entries(pr.next, hi, cfg_.max_bytes_per_append, req.entries);
+                SYNOD_ASSERT(!ec, "leader failed to read its own log");
+            }
+            std::size_t bytes = 0;
+            for (const auto& e : req.entries) {
+                bytes += entry_cost(e);
+            }
+            counters_.entry_bytes_sent += bytes;
+            if (pr.state == replication_state::probe) {
+                pr.probe_sent = true;
+            } else {
+                pr.next = req.entries.back().index + 1;
+                pr.window.add(req.entries.back().index, bytes);
+            }
+            send(to, std::move(req));
+        }
+    }
+
+    /// Heartbeat (paper §5.2): tells followers the leader is alive and how far it has
+    /// committed. In replicate state it names the follower's known match, so it is never
+    /// rejected for entries still in flight; in probe state it is the next probe.
+    void heartbeat(time_point now) {
+        for (auto& [id, pr] : peers_) {
+            if (pr.state == replication_state::probe) {
+                pr.probe_sent = false;
+                send_entries(id, pr);
+                continue;
+            }
+            // A window that made no progress for two heartbeats has probably lost messages:
+            // fall back to probing rather than wait forever for acknowledgements.
+            if (pr.window.count() > 0 && pr.match == pr.match_at_heartbeat) {
+                if (++pr.stalled_heartbeats >= 2) {
+                    pr.become_probe();
+                    send_entries(id, pr);
+                    continue;
+                }
+            } else {
+                pr.stalled_heartbeats = 0;
+            }
+            pr.match_at_heartbeat = pr.match;
+            send(id, append_request{cfg_.id,
+                                    id,
+                                    term_,
+                                    pr.match,
+                                    *log_.term_at(pr.match),
+                                    std::min(commit_, pr.match),
+                                    ++rounds_,
+                                    {}});
+            send_entries(id, pr);
+        }
+        heartbeat_deadline_ = now + duration(cfg_.heartbeat_interval);
+    }
+
+    void handle(const append_response& resp) {
+        progress* pr = role_ == role::leader ? find_peer(resp.from) : nullptr;
+        if (pr == nullptr) {
+            return drop(drop_reason::unexpected, resp);
+        }
+        if (resp.success && resp.match_index > log_.last_index()) {
+            return drop(drop_reason::index_out_of_range, resp);
+        }
+        pr->recently_active = true;
+        if (resp.success) {
+            if (resp.match_index > pr->match) {
+                pr->match = resp.match_index;
+                if (pr->state == replication_state::probe) {
+                    pr->become_replicate();
+                } else {
+                    pr->window.free_through(pr->match);
+                    pr->next = std::max(pr->next, pr->match + 1);
+                }
+                maybe_commit();
+            } else if (pr->state == replication_state::probe) {
+                pr->probe_sent = false;
+            }
+        } else {
+            const log_index hinted = next_from_hint(resp);
+            if (hinted <= pr->match) {
+                // Stale: the follower already acknowledged more than this rejection allows.
+                if (pr->state == replication_state::probe) {
+                    pr->probe_sent = false;
+                }
+            } else {
+                pr->state = replication_state::probe;
+                pr->window.reset();
+                pr->probe_sent = false;
+                pr->next = hinted;
+            }
+        }
+        if (role_ == role::leader) {
+            send_entries(resp.from, *pr);
+        }
+    }
+
+    /// Where to resume after a rejection, skipping a whole term per round trip: the entry
+    /// after our last entry of the follower's conflicting term if we have that term, else the
+    /// first index the follower holds of it (paper §5.3, "if desired, the protocol can be
+    /// optimized").
+    [[nodiscard]] log_index next_from_hint(const append_response& resp) const {
+        const log_index last = log_.last_index();
+        log_index next = resp.conflict_index;
+        if (resp.conflict_term != term{}) {
+            // Terms never decrease along a log, so the last entry with term <= conflict_term
+            // is found by binary search.
+            log_index lo = log_.first_index() - 1;
+            log_index hi = last;
+            while (lo < hi) {
+                const log_index mid = lo + ((hi - lo + 1) / 2);
+                if (*log_.term_at(mid) <= resp.conflict_term) {
+                    lo = mid;
+                } else {
+                    hi = mid - 1;
+                }
+            }
+            if (*log_.term_at(lo) == resp.conflict_term) {
+                next = lo + 1;
+            }
+        }
+        return std::clamp(next, log_index{1}, last + 1);
+    }
+
+    /// Paper §5.3/§5.4.2: advance the commit index to the highest index stored on a quorum,
+    /// but only if that entry is from the current term (Figure 8).
+    void maybe_commit() {
+        if (role_ != role::leader) {
+            return;
+        }
+        const log_index q = quorum_index(
+            config_,
+            [&](node_id id) {
+                if (id == cfg_.id) {
+                    return durable_index_;
+                }
+                const progress* pr = find_peer(id);
+                return pr != nullptr ? pr->match : log_index{};
+            },
+            scratch_indexes_);
+        if (q > commit_ && q <= log_.last_index() && *log_.term_at(q) == term_) {
+            advance_commit(q);
+        }
+    }
+
+    void advance_commit(log_index to) {
+        commit_ = to;
+        while (!uncommitted_.empty() && uncommitted_.front().index <= commit_) {
+            uncommitted_bytes_ -= uncommitted_.front().cost;
+            uncommitted_.pop_front();
+        }
+        schedule_apply();
+    }
+
+    // --- replication: follower side (paper §5.3, Figure 2 "AppendEntries RPC") --------------
+
+    void handle(append_request& req) {
+        if (role_ != role::follower || leader_ != req.from) {
+            become_follower(term_, req.from); // a candidate hears the term's leader
+        }
+        const time_point now = clock_.now();
+        last_leader_contact_ = now;
+        reset_election_deadline(now);
+
+        append_response resp{cfg_.id,     req.from, term_,       false,
+                             log_index{}, term{},   log_index{}, req.round};
+        // Entries at or below the compaction point are committed, hence match the leader's.
+        const log_index floor = log_.first_index() - 1;
+        log_index prev = req.prev_log_index;
+        std::size_t skip = 0;
+        if (prev < floor) {
+            skip = std::min<std::size_t>(floor - prev, req.entries.size());
+            prev = prev + skip;
+            if (prev < floor) { // everything in the request is already compacted
+                resp.success = true;
+                resp.match_index = prev;
+                send(req.from, std::move(resp));
+                return;
+            }
+        }
+        const std::optional<term> have = log_.term_at(prev);
+        const term expected = skip > 0 ? req.entries[skip - 1].term : req.prev_log_term;
+        if (!have || *have != expected) {
+            // "Reply false if log doesn't contain an entry at prevLogIndex whose term matches
+            // prevLogTerm", with the hint that lets the leader skip a term at a time.
+            resp.match_index = log_.last_index();
+            if (!have) {
+                resp.conflict_index = log_.last_index() + 1;
+            } else {
+                resp.conflict_term = *have;
+                log_index first = prev;
+                while (first > log_.first_index() && *log_.term_at(first - 1) == *have) {
+                    first = first - 1;
+                }
+                resp.conflict_index = first;
+            }
+            send(req.from, std::move(resp));
+            return;
+        }
+        // "If an existing entry conflicts with a new one (same index but different terms),
+        // delete the existing entry and all that follow it; append any new entries not
+        // already in the log." Entries we already hold are left alone, so a delayed, shorter
+        // request never truncates what a later one appended.
+        std::size_t k = skip;
+        for (; k < req.entries.size(); ++k) {
+            const log_entry& e = req.entries[k];
+            if (e.index > log_.last_index()) {
+                break;
+            }
+            if (*log_.term_at(e.index) != e.term) {
+                SYNOD_ASSERT(e.index > commit_, "a leader asked to overwrite a committed entry");
+                truncate_from(e.index);
+                break;
+            }
+        }
+        if (k < req.entries.size()) {
+            std::span<const log_entry> fresh(req.entries.data() + k, req.entries.size() - k);
+            if (auto ec = log_.append(fresh)) {
+                return fail_storage(ec);
+            }
+            ++writes_;
+            for (const log_entry& e : fresh) {
+                if (e.kind == entry_kind::config) {
+                    adopt_config_entry(e);
+                }
+            }
+            schedule_io();
+        }
+        const log_index match = req.prev_log_index + req.entries.size();
+        // "If leaderCommit > commitIndex, set commitIndex = min(leaderCommit, index of last
+        // new entry)".
+        const log_index new_commit = std::min(req.leader_commit, match);
+        if (new_commit > commit_) {
+            advance_commit(new_commit);
+        }
+        resp.success = true;
+        resp.match_index = match;
+        send_when_durable(req.from, std::move(resp), match, 0);
+    }
+
+    void truncate_from(log_index index) {
+        if (auto ec = log_.truncate_suffix(index)) {
+            return fail_storage(ec);
+        }
+        ++writes_;
+        // What the truncation removed is no longer durable here, and a flush already under way
+        // cannot make entries appended after the truncation durable.
+        durable_index_ = std::min(durable_index_, index - 1);
+        flush_target_index_ = std::min(flush_target_index_, index - 1);
+        if (config_index_ >= index) {
+            if (auto ec = reload_membership()) {
+                fail_storage(ec);
+            }
+        }
+    }
+
+    // --- messages this build does not handle yet ---------------------------------------------
+
+    void handle(const snapshot_chunk_request& m) { drop(drop_reason::unsupported, m); }
+    void handle(const snapshot_chunk_response& m) { drop(drop_reason::unsupported, m); }
+    void handle(const timeout_now& m) { drop(drop_reason::unsupported, m); }
+    void handle(const read_index_request& m) { drop(drop_reason::unsupported, m); }
+    void handle(const read_index_response& m) { drop(drop_reason::unsupported, m); }
+
+    // --- membership ------------------------------------------------------------------------
+
+    /// The configuration in force is the last one in the log (thesis §4.1: a server uses the
+    /// latest configuration in its log, committed or not), else the snapshot's, else the
+    /// initial one.
+    std::error_code reload_membership() {
+        config_ = cfg_.initial_membership;
+        config_index_ = log_index{};
+        if (auto snap = log_.latest_snapshot()) {
+            config_ = snap->meta.config;
+            config_index_ = snap->meta.last_index;
+        }
+        std::vector<log_entry> batch;
+        for (log_index i = log_.first_index(); i <= log_.last_index(); i = i + batch.size()) {
+            batch.clear();
+            if (auto ec = log_.entries(i, log_.last_index() + 1, std::size_t{1} << 20, batch)) {
+                return ec;
+            }
+            for (const log_entry& e : batch) {
+                if (e.kind == entry_kind::config) {
+                    if (auto ec = adopt_config_entry(e)) {
+                        return ec;
+                    }
+                }
+            }
+        }
+        return {};
+    }
+
+    std::error_code adopt_config_entry(const log_entry& e) {
+        auto decoded = wire::decode_membership(e.payload.span());
+        if (!decoded) {
+            note(log_level::error, "undecodable configuration entry", {{"index", e.index.value()}});
+            return errc::corrupt_storage;
+        }
+        config_ = std::move(decoded).value();
+        config_index_ = e.index;
+        return {};
+    }
+
+    [[nodiscard]] std::vector<node_id> all_voters() const {
+        std::vector<node_id> ids = config_.voters();
+        ids.insert(ids.end(), config_.outgoing_voters().begin(), config_.outgoing_voters().end());
+        std::sort(ids.begin(), ids.end());
+        ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+        return ids;
+    }
+
+    // --- persistence and group commit (thesis §10.2.1) -----------------------------------
+
+    void persist_hard_state() {
+        if (auto ec = log_.save_hard_state(hard_state{term_, voted_for_, commit_})) {
+            return fail_storage(ec);
+        }
+        ++writes_;
+        saved_commit_ = commit_;
+        schedule_io();
+    }
+
+    void send_when_durable(node_id to, message m, log_index needs_index,
+                           std::uint64_t needs_writes) {
+        if (durable_index_ >= needs_index && durable_writes_ >= needs_writes) {
+            send(to, std::move(m));
+        } else {
+            deferred_.push_back({needs_index, needs_writes, term_, to, std::move(m)});
+        }
+    }
+
+    void release_deferred() {
+        std::size_t kept = 0;
+        for (auto& d : deferred_) {
+            if (d.in_term != term_) {
+                continue; // a promise made in an older term
+            }
+            if (durable_index_ >= d.needs_index && durable_writes_ >= d.needs_writes) {
+                send(d.to, std::move(d.msg));
+            } else {
+                deferred_[kept++] = std::move(d);
+            }
+        }
+        deferred_.resize(kept);
+    }
+
+    /// Runs the end-of-turn work once per turn: replicate what the leader appended, and start
+    /// a flush covering every write made so far.
+    void schedule_io() {
+        if (io_scheduled_) {
+            return;
+        }
+        io_scheduled_ = true;
+        scheduler_.post([life = std::weak_ptr<node*>(lifetime_)] {
+            if (auto self = life.lock(); self && *self) {
+                (*self)->run_io();
+            }
+        });
+    }
+
+    void run_io() {
+        io_scheduled_ = false;
+        if (stopped_) {
+            return;
+        }
+        if (replicate_pending_ && role_ == role::leader) {
+            replicate_pending_ = false;
+            replicate_to_all();
+        }
+        start_flush();
+        check_invariants();
+    }
+
+    void start_flush() {
+        if (flush_in_flight_ || durable_writes_ == writes_) {
+            return;
+        }
+        if (commit_ != saved_commit_) {
+            // The commit index rides along with a flush that happens anyway; it is a hint for
+            // restarts and need not be durable before anything else.
+            if (auto ec = log_.save_hard_state(hard_state{term_, voted_for_, commit_})) {
+                return fail_storage(ec);
+            }
+            ++writes_;
+            saved_commit_ = commit_;
+        }
+        flush_in_flight_ = true;
+        flush_target_writes_ = writes_;
+        flush_target_index_ = log_.last_index();
+        ++counters_.flushes;
+        log_.flush([life = std::weak_ptr<node*>(lifetime_)](std::error_code ec) {
+            if (auto self = life.lock(); self && *self) {
+                (*self)->on_flushed(ec);
+            }
+        });
+    }
+
+    void on_flushed(std::error_code ec) {
+        flush_in_flight_ = false;
+        if (stopped_) {
+            return;
+        }
+        if (ec) {
+            ++counters_.flush_failures;
+            return fail_storage(ec);
+        }
+        durable_writes_ = flush_target_writes_;
+        durable_index_ = std::max(durable_index_, flush_target_index_);
+        release_deferred();
+        count_self_vote_if_durable();
+        maybe_commit();
+        schedule_apply();
+        if (durable_writes_ != writes_) {
+            schedule_io();
+        }
+        check_invariants();
+    }
+
+    /// A write or flush failed: the durable state is unknown, so the node stops for good
+    /// (it answers nothing, votes for no one, applies nothing more).
+    void fail_storage(std::error_code ec) {
+        if (stopped_) {
+            return;
+        }
+        stopped_ = true;
+        note(log_level::error, "storage failed; node stopped",
+             {{"errc", static_cast<std::uint64_t>(ec.value())}});
+        role_ = role::follower;
+        peers_.clear();
+        deferred_.clear();
+        fail_pending(errc::storage_failure);
+        if (timer_armed_) {
+            scheduler_.cancel(timer_);
+            timer_armed_ = false;
+        }
+    }
+
+    // --- applying (paper Figure 2, "all servers") ---------------------------------------
+
+    void schedule_apply() {
+        if (apply_scheduled_ || applied_ >= std::min(commit_, durable_index_)) {
+            return;
+        }
+        apply_scheduled_ = true;
+        scheduler_.post([life = std::weak_ptr<node*>(lifetime_)] {
+            if (auto self = life.lock(); self && *self) {
+                (*self)->apply_committed();
+            }
+        });
+    }
+
+    /// "If commitIndex > lastApplied: increment lastApplied, apply log[lastApplied] to state
+    /// machine", in index order, at most `max_apply_batch` entries per turn.
+    void apply_committed() {
+        apply_scheduled_ = false;
+        if (stopped_) {
+            return;
+        }
+        const log_index limit = std::min(commit_, durable_index_);
+        if (applied_ >= limit) {
+            return;
+        }
+        apply_batch_.clear();
+        const log_index hi = std::min(limit + 1, applied_ + 1 + cfg_.max_apply_batch);
+        if (auto ec = log_.entries(applied_ + 1, hi, SIZE_MAX, apply_batch_)) {
+            return fail_storage(ec);
+        }
+        for (const log_entry& e : apply_batch_) {
+            SYNOD_ASSERT(e.index == applied_ + 1, "entries must be applied in index order");
+            applied_ = e.index;
+            ++counters_.entries_applied;
+            std::optional<result_type> value;
+            if (e.kind == entry_kind::normal) {
+                value.emplace(machine_.apply(e));
+            }
+            complete_applied(e, std::move(value));
+            if (stopped_) {
+                return;
+            }
+        }
+        schedule_apply();
+        check_invariants();
+    }
+
+    void complete_applied(const log_entry& e, std::optional<result_type> value) {
+        if (pending_.empty() || pending_.front().index != e.index) {
+            return;
+        }
+        SYNOD_ASSERT(e.term == term_ && role_ == role::leader,
+                     "a pending proposal outlived its leadership");
+        completion done = std::move(pending_.front().done);
+        pending_.pop_front();
+        if (!value) {
+            value.emplace(); // a non-normal entry proposed by the node itself
+        }
+        done(result{{}, e.index, cfg_.id, std::move(value)});
+    }
+
+    void fail_pending(errc why) {
+        auto failing = std::move(pending_);
+        pending_.clear();
+        for (auto& p : failing) {
+            p.done(result{why, p.index, leader_, std::nullopt});
+        }
+    }
+
+    void refuse(rejection reason, errc why, completion done) {
+        ++counters_.proposals_rejected[static_cast<std::size_t>(reason)];
+        scheduler_.post([done = std::move(done), why, hint = leader_]() mutable {
+            done(result{why, log_index{}, hint, std::nullopt});
+        });
+    }
+
+    // --- time (paper §5.2) ----------------------------------------------------------------
+
+    void reset_election_deadline(time_point now) {
+        const auto lo = std::chrono::duration_cast<duration>(cfg_.election_timeout_min);
+        const auto hi = std::chrono::duration_cast<duration>(cfg_.election_timeout_max);
+        const auto span = static_cast<std::uint64_t>((hi - lo).count());
+        election_deadline_ =
+            now + lo + duration(static_cast<typename duration::rep>(rng_() % span));
+    }
+
+    [[nodiscard]] time_point next_deadline() const {
+        if (role_ == role::leader) {
+            return cfg_.check_quorum ? std::min(heartbeat_deadline_, quorum_check_deadline_)
+                                     : heartbeat_deadline_;
+        }
+        return election_deadline_;
+    }
+
+    /// One timer serves every deadline. Deadlines only ever move later except on role changes,
+    /// so a timer that fires early simply re-arms; it is replaced only when a deadline moves
+    /// earlier than the armed one.
+    void arm_timer() {
+        if (stopped_) {
+            return;
+        }
+        const time_point at = next_deadline();
+        if (timer_armed_) {
+            if (timer_at_ <= at) {
+                return;
+            }
+            scheduler_.cancel(timer_);
+        }
+        timer_armed_ = true;
+        timer_at_ = at;
+        timer_ = scheduler_.schedule_at(at, [life = std::weak_ptr<node*>(lifetime_)] {
+            if (auto self = life.lock(); self && *self) {
+                (*self)->on_timer();
+            }
+        });
+    }
+
+    void on_timer() {
+        timer_armed_ = false;
+        if (stopped_) {
+            return;
+        }
+        const time_point now = clock_.now();
+        if (role_ == role::leader) {
+            if (cfg_.check_quorum && now >= quorum_check_deadline_) {
+                check_quorum(now);
+            }
+            if (role_ == role::leader && now >= heartbeat_deadline_) {
+                heartbeat(now);
+            }
+        } else if (now >= election_deadline_) {
+            if (config_.is_voter(cfg_.id)) {
+                note(log_level::info, "election timeout", {{"term", term_.value()}});
+                start_election(now);
+            } else {
+                reset_election_deadline(now);
+            }
+        }
+        arm_timer();
+        check_invariants();
+    }
+
+    /// Thesis §6.2: a leader that has not heard from a quorum within an election timeout
+    /// steps down, so clients are not stuck with a leader that cannot commit.
+    void check_quorum(time_point now) {
+        const bool ok = has_quorum(config_, [&](node_id id) {
+            if (id == cfg_.id) {
+                return true;
+            }
+            const progress* pr = find_peer(id);
+            return pr != nullptr && pr->recently_active;
+        });
+        for (auto& [id, pr] : peers_) {
+            pr.recently_active = false;
+        }
+        quorum_check_deadline_ = now + duration(cfg_.election_timeout_min);
+        if (!ok) {
+            ++counters_.check_quorum_step_downs;
+            note(log_level::warning, "lost contact with a quorum; stepping down",
+                 {{"term", term_.value()}});
+            become_follower(term_, no_node);
+        }
+    }
+
+    // --- plumbing ------------------------------------------------------------------------------
+
+    template <class M>
+    void send(node_id to, M&& m) {
+        ++counters_.messages_sent;
+        transport_.send(to, message(std::forward<M>(m)));
+    }
+
+    template <class M>
+    void drop(drop_reason why, const M& m) {
+        ++counters_.messages_dropped[static_cast<std::size_t>(why)];
+        if (cfg_.sink) {
+            const log_field fields[] = {{"reason", static_cast<std::uint64_t>(why)},
+                                        {"from", get_from(m).value()}};
+            cfg_.sink(log_level::debug, "message dropped", fields);
+        }
+    }
+
+    static node_id get_from(const message& m) { return message_from(m); }
+    template <class M>
+    static node_id get_from(const M& m) {
+        return m.from;
+    }
+
+    void note(log_level level, std::string_view what, std::initializer_list<log_field> fields) {
+        if (cfg_.sink) {
+            std::vector<log_field> all{{"node", cfg_.id.value()}};
+            all.insert(all.end(), fields.begin(), fields.end());
+            cfg_.sink(level, what, all);
+        }
+    }
+
+    progress* find_peer(node_id id) {
+        for (auto& [peer, pr] : peers_) {
+            if (peer == id) {
+                return &pr;
+            }
+        }
+        return nullptr;
+    }
+    const progress* find_peer(node_id id) const {
+        return const_cast<node*>(this)->find_peer(id); // NOLINT: same lookup, const view
+    }
+
+    /// Cheap structural checks after every state change; the simulator's checker adds the
+    /// cluster-wide ones.
+    void check_invariants() const {
+        SYNOD_ASSERT(applied_ <= commit_, "applied beyond the commit index");
+        SYNOD_ASSERT(applied_ <= durable_index_ || log_.latest_snapshot().has_value(),
+                     "applied an entry that is not durable here");
+        SYNOD_ASSERT(durable_index_ <= log_.last_index(), "durable index beyond the log");
+        SYNOD_ASSERT(role_ != role::leader || leader_ == cfg_.id, "a leader must know itself");
+        SYNOD_ASSERT(voted_for_ == no_node || role_ != role::candidate || voted_for_ == cfg_.id,
+                     "a candidate votes for itself");
+    }
+
+    raft::config cfg_;
+    Log& log_;
+    Transport& transport_;
+    const Clock& clock_;
+    Scheduler& scheduler_;
+    Machine& machine_;
+    std::mt19937_64 rng_;
+    /// Points at this node until it is destroyed; callbacks hold it weakly.
+    std::shared_ptr<node*> lifetime_;
+
+    raft::role role_ = role::follower;
+    /// \invariant never decreases; persisted before any message of this term leaves.
+    term term_;
+    /// \invariant at most one vote per term, persisted before the vote is granted.
+    node_id voted_for_;
+    node_id leader_;
+    membership config_;
+    /// Index of the entry `config_` came from (0: initial or snapshot).
+    log_index config_index_;
+
+    /// \invariant applied_ <= commit_; commit_ never decreases.
+    log_index commit_;
+    log_index applied_;
+    /// \invariant every entry at or below it is durable in the log and unchanged since.
+    log_index durable_index_;
+    log_index saved_commit_;
+
+    /// Writes made to the log (appends, truncations, hard-state saves), and how many of them
+    /// the last completed flush covered. \invariant durable_writes_ <= writes_.
+    std::uint64_t writes_ = 0;
+    std::uint64_t durable_writes_ = 0;
+    bool flush_in_flight_ = false;
+    std::uint64_t flush_target_writes_ = 0;
+    log_index flush_target_index_;
+    bool io_scheduled_ = false;
+    bool replicate_pending_ = false;
+    bool apply_scheduled_ = false;
+    bool stopped_ = false;
+
+    std::vector<deferred_message> deferred_;
+    /// Votes received in the current (pre-)election: voter and whether it granted.
+    std::vector<std::pair<node_id, bool>> votes_;
+    std::uint64_t self_vote_writes_ = 0;
+
+    /// On a leader: every other member's progress.
+    std::vector<std::pair<node_id, progress>> peers_;
+    /// On a leader: its proposals awaiting apply, in index order.
+    std::deque<pending_proposal> pending_;
+    /// On a leader: entries of its term above the commit index, and their summed cost.
+    std::deque<uncommitted_entry> uncommitted_;
+    std::size_t uncommitted_bytes_ = 0;
+    std::uint64_t rounds_ = 0;
+
+    time_point election_deadline_{};
+    time_point heartbeat_deadline_{};
+    time_point quorum_check_deadline_{};
+    time_point last_leader_contact_{};
+    typename Scheduler::timer_handle timer_{};
+    time_point timer_at_{};
+    bool timer_armed_ = false;
+
+    raft::counters counters_;
+    std::vector<log_entry> apply_batch_;
+    std::vector<log_index> scratch_indexes_;
+};
+
+} // namespace synod::raft

@@ -1,0 +1,243 @@
+#pragma once
+
+/// \file
+/// A whole Raft group inside one process: N `raft::node`s over memory logs, the simulated
+/// network, virtual time, and the invariant checker after every event. Tests drive it
+/// (crash, restart, cut links, propose) and inspect it; users can embed it in their own
+/// tests with their own state machine.
+
+#include <synod/core/concepts/state_machine.hpp>
+#include <synod/raft/node.hpp>
+#include <synod/sim/invariant_checker.hpp>
+#include <synod/sim/network.hpp>
+#include <synod/sim/process.hpp>
+#include <synod/sim/recording_machine.hpp>
+#include <synod/sim/world.hpp>
+#include <synod/storage/memory_log.hpp>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+namespace synod::sim {
+
+struct cluster_options {
+    std::size_t size = 3;
+    std::uint64_t seed = 1;
+    /// Template for every node's config; `id`, `initial_membership` and `random_seed` are
+    /// filled in per node.
+    raft::config node_config{};
+    duration min_latency = std::chrono::milliseconds(1);
+    duration max_latency = std::chrono::milliseconds(1);
+    /// Time a flush takes; zero completes flushes inside `flush`.
+    duration flush_delay{0};
+    /// Run the invariant checker after every event (turn off only for benchmarks).
+    bool check_invariants = true;
+};
+
+template <state_machine Machine>
+class cluster {
+public:
+    using machine_type = recording_machine<Machine>;
+    using node_type = raft::node<storage::memory_log, endpoint_transport, virtual_clock,
+                                 process_scheduler, machine_type>;
+    using result = typename node_type::result;
+
+    explicit cluster(
+        cluster_options options, std::function<Machine()> make_machine = [] { return Machine{}; })
+        : options_(std::move(options))
+        , make_machine_(std::move(make_machine))
+        , network_(world_, options_.seed)
+        , clock_(world_) {
+        network_.set_latency(options_.min_latency, options_.max_latency);
+        for (std::size_t i = 1; i <= options_.size; ++i) {
+            ids_.push_back(node_id{i});
+        }
+        for (node_id id : ids_) {
+            auto m = std::make_unique<member>(id, world_.add_owner());
+            member* raw = m.get();
+            network_.attach(id, raw->owner, [raw](message msg) {
+                if (raw->node) {
+                    raw->node->receive(std::move(msg));
+                }
+            });
+            if (options_.flush_delay > duration::zero()) {
+                raw->log.set_flush_mode(storage::flush_mode::executor);
+                raw->log.set_flush_executor([this, raw](unique_function<void()> done) {
+                    world_.schedule(world_.now() + options_.flush_delay, raw->owner,
+                                    std::move(done));
+                });
+            }
+            members_.push_back(std::move(m));
+        }
+        if (options_.check_invariants) {
+            world_.set_after_event([this] { check_invariants(); });
+        }
+    }
+
+    /// Starts every node that is not running.
+    void start_all() {
+        for (node_id id : ids_) {
+            if (!is_up(id)) {
+                start(id);
+            }
+        }
+    }
+
+    /// Starts (or restarts) one node from whatever its log holds.
+    void start(node_id id) {
+        member& m = at(id);
+        SYNOD_ASSERT(!m.node, "node is already running");
+        raft::config cfg = options_.node_config;
+        cfg.id = id;
+        cfg.initial_membership = membership(ids_);
+        cfg.random_seed = options_.seed * 1'000'003 + id.value() * 101 + m.starts;
+        ++m.starts;
+        m.machine = std::make_unique<machine_type>(
+            make_machine_(), options_.check_invariants ? &checker_ : nullptr, id);
+        m.scheduler.emplace(world_, m.owner);
+        m.transport = std::make_unique<endpoint_transport>(network_, id);
+        checker_.on_start(id);
+        m.node = std::make_unique<node_type>(std::move(cfg), m.log, *m.transport, clock_,
+                                             *m.scheduler, *m.machine);
+        auto ec = m.node->start();
+        SYNOD_ASSERT(!ec, "a simulated node failed to start");
+    }
+
+    /// Crashes a node: its process and pending work vanish, and its log loses everything that
+    /// was not flushed.
+    void crash(node_id id) {
+        member& m = at(id);
+        m.node.reset();
+        world_.kill(m.owner);
+        m.log.crash();
+        m.machine.reset();
+    }
+
+    void restart(node_id id) {
+        crash(id);
+        start(id);
+    }
+
+    [[nodiscard]] bool is_up(node_id id) const { return static_cast<bool>(at(id).node); }
+
+    /// The running leader with the highest term, if any.
+    [[nodiscard]] std::optional<node_id> leader() const {
+        std::optional<node_id> best;
+        term best_term;
+        for (const auto& m : members_) {
+            if (m->node && m->node->role() == raft::role::leader &&
+                (!best || m->node->current_term() > best_term)) {
+                best = m->id;
+                best_term = m->node->current_term();
+            }
+        }
+        return best;
+    }
+
+    /// Runs until some node leads and every running node knows it, or `limit` passes.
+    std::optional<node_id> wait_for_leader(duration limit = std::chrono::seconds(10)) {
+        world_.run_until(
+            [&] {
+                auto l = leader();
+                if (!l) {
+                    return false;
+                }
+                for (const auto& m : members_) {
+                    if (m->node && !network_partitioned(m->id) && m->node->leader() != *l) {
+                        return false;
+                    }
+                }
+                return true;
+            },
+            limit);
+        return leader();
+    }
+
+    /// Proposes through `id`; the returned slot fills in when the completion runs.
+    std::shared_ptr<std::optional<result>> propose(node_id id, std::string_view payload) {
+        auto slot = std::make_shared<std::optional<result>>();
+        node(id).propose(shared_bytes(payload), [slot](result r) { *slot = std::move(r); });
+        return slot;
+    }
+
+    /// Proposes through the current leader and runs until the proposal completes.
+    std::optional<result> propose_and_wait(std::string_view payload,
+                                           duration limit = std::chrono::seconds(5)) {
+        auto l = leader();
+        if (!l) {
+            return std::nullopt;
+        }
+        auto slot = propose(*l, payload);
+        world_.run_until([&] { return slot->has_value(); }, limit);
+        return *slot;
+    }
+
+    void run_for(duration d) { world_.run_for(d); }
+    template <class Done>
+    bool run_until(Done&& done, duration limit) {
+        return world_.run_until(std::forward<Done>(done), limit);
+    }
+
+    [[nodiscard]] node_type& node(node_id id) {
+        SYNOD_ASSERT(at(id).node != nullptr, "node is not running");
+        return *at(id).node;
+    }
+    [[nodiscard]] storage::memory_log& log(node_id id) { return at(id).log; }
+    [[nodiscard]] Machine& machine(node_id id) { return at(id).machine->inner(); }
+    [[nodiscard]] const std::vector<node_id>& ids() const noexcept { return ids_; }
+    [[nodiscard]] sim::world& world() noexcept { return world_; }
+    [[nodiscard]] sim::network& network() noexcept { return network_; }
+    [[nodiscard]] invariant_checker& checker() noexcept { return checker_; }
+
+    /// Marks a node as cut off, so `wait_for_leader` does not wait for it to learn the leader.
+    void set_partitioned(node_id id, bool partitioned) { at(id).partitioned = partitioned; }
+
+    void check_invariants() {
+        for (const auto& m : members_) {
+            if (m->node) {
+                checker_.check(*m->node, m->log);
+            }
+        }
+    }
+
+private:
+    struct member {
+        member(node_id i, std::uint32_t o)
+            : id(i)
+            , owner(o) {}
+        node_id id;
+        std::uint32_t owner;
+        std::uint64_t starts = 0;
+        bool partitioned = false;
+        storage::memory_log log;
+        std::optional<process_scheduler> scheduler;
+        std::unique_ptr<endpoint_transport> transport;
+        std::unique_ptr<machine_type> machine;
+        std::unique_ptr<node_type> node;
+    };
+
+    [[nodiscard]] bool network_partitioned(node_id id) const { return at(id).partitioned; }
+
+    member& at(node_id id) {
+        SYNOD_ASSERT(id.value() >= 1 && id.value() <= members_.size(), "no such node");
+        return *members_[id.value() - 1];
+    }
+    const member& at(node_id id) const {
+        SYNOD_ASSERT(id.value() >= 1 && id.value() <= members_.size(), "no such node");
+        return *members_[id.value() - 1];
+    }
+
+    cluster_options options_;
+    std::function<Machine()> make_machine_;
+    sim::world world_;
+    sim::network network_;
+    virtual_clock clock_;
+    invariant_checker checker_;
+    std::vector<node_id> ids_;
+    std::vector<std::unique_ptr<member>> members_;
+};
+
+} // namespace synod::sim
