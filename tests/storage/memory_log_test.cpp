@@ -1,0 +1,130 @@
+#include <doctest/doctest.h>
+
+#include <synod/storage/memory_log.hpp>
+
+namespace {
+
+using namespace synod;
+using storage::flush_mode;
+using storage::memory_log;
+
+std::vector<log_entry> entries(std::uint64_t from, std::uint64_t to, std::uint64_t t,
+                               std::size_t payload = 8) {
+    std::vector<log_entry> out;
+    for (std::uint64_t i = from; i <= to; ++i) {
+        out.push_back(log_entry{term{t}, log_index{i}, entry_kind::normal,
+                                shared_bytes(std::string(payload, 'x'))});
+    }
+    return out;
+}
+
+TEST_CASE("memory_log: a fresh log is empty at index 1 with term 0 at index 0") {
+    memory_log log;
+    CHECK_FALSE(log.recover());
+    CHECK(log.first_index() == log_index{1});
+    CHECK(log.last_index() == log_index{0});
+    CHECK(log.term_at(log_index{0}) == term{0});
+    CHECK_FALSE(log.term_at(log_index{1}).has_value());
+}
+
+TEST_CASE("memory_log: append, read with a byte budget, truncate") {
+    memory_log log;
+    REQUIRE_FALSE(log.append(entries(1, 10, 1)));
+    CHECK(log.last_index() == log_index{10});
+    std::vector<log_entry> out;
+    REQUIRE_FALSE(
+        log.entries(log_index{1}, log_index{11}, 3 * entry_cost(entries(1, 1, 1)[0]), out));
+    CHECK(out.size() == 3);
+    out.clear();
+    REQUIRE_FALSE(log.entries(log_index{4}, log_index{11}, 0, out));
+    CHECK(out.size() == 1); // always at least one
+    CHECK(log.entries(log_index{0}, log_index{2}, 100, out) == errc::index_out_of_range);
+    CHECK(log.entries(log_index{5}, log_index{12}, 100, out) == errc::index_out_of_range);
+
+    REQUIRE_FALSE(log.truncate_suffix(log_index{6}));
+    CHECK(log.last_index() == log_index{5});
+    CHECK(log.append(entries(7, 7, 2)) == errc::invalid_argument); // leaves a gap
+    REQUIRE_FALSE(log.append(entries(6, 8, 2)));
+    CHECK(log.term_at(log_index{8}) == term{2});
+}
+
+TEST_CASE("memory_log: a crash loses exactly what was written after the last completed flush") {
+    memory_log log(flush_mode::held);
+    REQUIRE_FALSE(log.append(entries(1, 3, 1)));
+    REQUIRE_FALSE(log.save_hard_state({term{1}, node_id{2}, log_index{0}}));
+    int completed = 0;
+    log.flush([&](std::error_code ec) {
+        CHECK_FALSE(ec);
+        ++completed;
+    });
+    REQUIRE_FALSE(log.append(entries(4, 6, 1))); // after the flush was requested
+    CHECK(completed == 0);
+    CHECK(log.release_flushes() == 1);
+    CHECK(completed == 1);
+    REQUIRE_FALSE(log.truncate_suffix(log_index{2})); // not flushed
+    REQUIRE_FALSE(log.save_hard_state({term{2}, no_node, log_index{0}}));
+    log.crash();
+    CHECK(log.last_index() == log_index{3});
+    CHECK(log.saved_hard_state().current_term == term{1});
+    CHECK(log.saved_hard_state().voted_for == node_id{2});
+}
+
+TEST_CASE("memory_log: flushes complete in order and each covers only earlier writes") {
+    memory_log log(flush_mode::held);
+    std::vector<int> order;
+    REQUIRE_FALSE(log.append(entries(1, 1, 1)));
+    log.flush([&](std::error_code) { order.push_back(1); });
+    REQUIRE_FALSE(log.append(entries(2, 2, 1)));
+    log.flush([&](std::error_code) { order.push_back(2); });
+    log.release_flushes(1);
+    CHECK(log.durable_last_index() == log_index{1});
+    log.release_flushes(1);
+    CHECK(log.durable_last_index() == log_index{2});
+    CHECK(order == std::vector<int>{1, 2});
+}
+
+TEST_CASE("memory_log: a failed flush reports storage_failure and the log refuses writes") {
+    memory_log log(flush_mode::held);
+    REQUIRE_FALSE(log.append(entries(1, 1, 1)));
+    std::error_code seen;
+    log.flush([&](std::error_code ec) { seen = ec; });
+    log.fail_flushes();
+    CHECK(seen == errc::storage_failure);
+    CHECK(log.append(entries(2, 2, 1)) == errc::storage_failure);
+    CHECK(log.save_hard_state({}) == errc::storage_failure);
+    CHECK(log.durable_last_index() == log_index{0}); // the failed flush made nothing durable
+}
+
+TEST_CASE("memory_log: compaction needs a covering snapshot and keeps term_at at the boundary") {
+    memory_log log;
+    REQUIRE_FALSE(log.append(entries(1, 10, 3)));
+    CHECK(log.compact_prefix(log_index{5}) == errc::invalid_argument); // no snapshot yet
+    snapshot snap{{log_index{5}, term{3}, membership({node_id{1}})}, shared_bytes("state")};
+    REQUIRE_FALSE(log.save_snapshot(snap));
+    REQUIRE_FALSE(log.compact_prefix(log_index{5}));
+    CHECK(log.first_index() == log_index{6});
+    CHECK(log.term_at(log_index{5}) == term{3});
+    CHECK_FALSE(log.term_at(log_index{4}).has_value());
+    CHECK(log.latest_snapshot() == snap);
+    // Compacting past the end leaves an empty log after the snapshot.
+    REQUIRE_FALSE(log.save_snapshot({{log_index{20}, term{4}, membership({node_id{1}})}, {}}));
+    REQUIRE_FALSE(log.compact_prefix(log_index{20}));
+    CHECK(log.first_index() == log_index{21});
+    CHECK(log.last_index() == log_index{20});
+    CHECK(log.term_at(log_index{20}) == term{4});
+}
+
+TEST_CASE("memory_log: the executor mode hands completion to the caller's scheduler") {
+    memory_log log(flush_mode::executor);
+    unique_function<void()> parked;
+    log.set_flush_executor([&](unique_function<void()> done) { parked = std::move(done); });
+    REQUIRE_FALSE(log.append(entries(1, 1, 1)));
+    bool flushed = false;
+    log.flush([&](std::error_code) { flushed = true; });
+    CHECK_FALSE(flushed);
+    parked();
+    CHECK(flushed);
+    CHECK(log.flushes_completed() == 1);
+}
+
+} // namespace
