@@ -15,6 +15,7 @@
 #include <synod/core/log_entry.hpp>
 #include <synod/core/snapshot.hpp>
 #include <synod/core/unique_function.hpp>
+#include <synod/storage/entry_sequence.hpp>
 
 #include <cstddef>
 #include <deque>
@@ -88,8 +89,11 @@ public:
                 return errc::invalid_argument;
             }
         }
-        live_.entries.insert(live_.entries.end(), es.begin(), es.end());
-        journal_.emplace_back(std::vector<log_entry>(es.begin(), es.end()));
+        for (const log_entry& e : es) {
+            live_.entries.push_back(e);
+        }
+        journal_entries_.insert(journal_entries_.end(), es.begin(), es.end());
+        journal_.emplace_back(append_op{es.size()});
         return {};
     }
 
@@ -189,6 +193,9 @@ public:
     void crash() {
         pending_.clear();
         journal_.clear();
+        journal_head_ = 0;
+        journal_entries_.clear();
+        journal_entries_head_ = 0;
         journal_base_ = 0;
         live_ = durable_;
         failed_ = false;
@@ -209,42 +216,45 @@ public:
     }
 
 private:
+    /// The next `count` entries of `journal_entries_`.
+    struct append_op {
+        std::size_t count;
+    };
     struct truncate_op {
         log_index from;
     };
     struct compact_op {
         log_index upto;
     };
-    using operation =
-        std::variant<std::vector<log_entry>, truncate_op, compact_op, hard_state, snapshot>;
+    using operation = std::variant<append_op, truncate_op, compact_op, hard_state, snapshot>;
 
     struct image {
         /// \invariant entries[k].index == first + k.
-        std::deque<log_entry> entries;
+        entry_sequence entries;
         log_index first{1};
         hard_state state;
         std::optional<synod::snapshot> stored_snapshot;
 
         void truncate(log_index from) {
             if (from >= first && from - first < entries.size()) {
-                entries.erase(entries.begin() + static_cast<std::ptrdiff_t>(from - first),
-                              entries.end());
+                entries.truncate(from - first);
             }
         }
         void compact(log_index upto) {
             if (upto >= first + entries.size()) {
                 entries.clear();
             } else if (upto >= first) {
-                entries.erase(entries.begin(),
-                              entries.begin() + static_cast<std::ptrdiff_t>(upto - first + 1));
+                entries.drop_front(upto - first + 1);
             }
             if (upto + 1 > first) {
                 first = upto + 1;
             }
         }
-        void apply(const operation& op) {
-            if (const auto* es = std::get_if<std::vector<log_entry>>(&op)) {
-                entries.insert(entries.end(), es->begin(), es->end());
+        void apply(const operation& op, std::vector<log_entry>& appended, std::size_t& head) {
+            if (const auto* a = std::get_if<append_op>(&op)) {
+                for (std::size_t k = 0; k < a->count; ++k) {
+                    entries.push_back(std::move(appended[head++]));
+                }
             } else if (const auto* t = std::get_if<truncate_op>(&op)) {
                 truncate(t->from);
             } else if (const auto* c = std::get_if<compact_op>(&op)) {
@@ -264,10 +274,22 @@ private:
     };
 
     void make_durable(std::size_t writes) {
-        while (journal_base_ < writes && !journal_.empty()) {
-            durable_.apply(journal_.front());
-            journal_.pop_front();
+        while (journal_base_ < writes && journal_head_ < journal_.size()) {
+            durable_.apply(journal_[journal_head_++], journal_entries_, journal_entries_head_);
             ++journal_base_;
+        }
+        // Drop the consumed prefix once it dominates, so a journal that never quite drains
+        // (flushes always in flight) stays proportional to what is really pending.
+        if (journal_head_ * 2 >= journal_.size()) {
+            journal_.erase(journal_.begin(),
+                           journal_.begin() + static_cast<std::ptrdiff_t>(journal_head_));
+            journal_head_ = 0;
+        }
+        if (journal_entries_head_ * 2 >= journal_entries_.size()) {
+            journal_entries_.erase(journal_entries_.begin(),
+                                   journal_entries_.begin() +
+                                       static_cast<std::ptrdiff_t>(journal_entries_head_));
+            journal_entries_head_ = 0;
         }
     }
 
@@ -275,8 +297,13 @@ private:
     flush_executor executor_;
     image live_;
     image durable_;
-    /// Writes not yet known durable, oldest first; entry k is write number journal_base_ + k.
-    std::deque<operation> journal_;
+    /// Writes not yet known durable, oldest first, from journal_head_; journal_[journal_head_]
+    /// is write number journal_base_. Appended entries wait in journal_entries_ from
+    /// journal_entries_head_. Both vectors are reused once drained.
+    std::vector<operation> journal_;
+    std::size_t journal_head_ = 0;
+    std::vector<log_entry> journal_entries_;
+    std::size_t journal_entries_head_ = 0;
     std::size_t journal_base_ = 0;
     std::deque<pending_flush> pending_;
     std::size_t flushes_completed_ = 0;
