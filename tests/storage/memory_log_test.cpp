@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <synod/storage/entry_sequence.hpp>
 #include <synod/storage/memory_log.hpp>
 
 namespace {
@@ -125,6 +126,35 @@ TEST_CASE("memory_log: the executor mode hands completion to the caller's schedu
     parked();
     CHECK(flushed);
     CHECK(log.flushes_completed() == 1);
+}
+
+} // namespace
+
+namespace {
+
+TEST_CASE("entry_sequence: indexing, truncation and front release across chunk boundaries") {
+    storage::entry_sequence seq;
+    for (std::uint64_t i = 1; i <= 10'000; ++i) {
+        seq.push_back(log_entry{term{1}, log_index{i}, entry_kind::normal, {}});
+    }
+    CHECK(seq.size() == 10'000);
+    CHECK(seq[4095].index == log_index{4096});
+    CHECK(seq[4096].index == log_index{4097});
+    seq.truncate(4097);
+    CHECK(seq.size() == 4097);
+    CHECK(seq[4096].index == log_index{4097});
+    seq.drop_front(4100 - 4); // leaves the last one
+    CHECK(seq.size() == 1);
+    CHECK(seq[0].index == log_index{4097});
+    storage::entry_sequence copy = seq;
+    seq.push_back(log_entry{term{2}, log_index{4098}, entry_kind::noop, {}});
+    CHECK(copy.size() == 1);
+    CHECK(seq.size() == 2);
+    CHECK(seq[1].term == term{2});
+    seq.truncate(0);
+    CHECK(seq.empty());
+    seq.push_back(log_entry{term{3}, log_index{1}, entry_kind::normal, {}});
+    CHECK(seq[0].term == term{3});
 }
 
 } // namespace
