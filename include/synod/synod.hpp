@@ -21,3 +21,7 @@
 #include <synod/wire/codec.hpp>
 #include <synod/wire/crc32c.hpp>
 #include <synod/wire/frame.hpp>
+
+#include <synod/raft/node.hpp>
+#include <synod/storage/memory_log.hpp>
+#include <synod/sim/cluster.hpp>
