@@ -23,5 +23,5 @@
 #include <synod/wire/frame.hpp>
 
 #include <synod/raft/node.hpp>
-#include <synod/storage/memory_log.hpp>
 #include <synod/sim/cluster.hpp>
+#include <synod/storage/memory_log.hpp>

@@ -270,20 +270,37 @@ TEST_CASE("paper §5.3: 'After a rejection, the leader decrements nextIndex and 
     node_harness h(n1);
     h.preload({1, 1, 1, 4, 4, 5, 5, 6, 6, 6}, 7);
     h.start();
-    h.elect(); // term 8; log gains the no-op at 11
-    // Follower n2 holds [1 1 1 4 4 4 4] (figure 7 (f)-like): rejects prev 11 with "no entry".
-    h.deliver(append_response{n2, n1, term{8}, false, log_index{7}, term{}, log_index{8}, 0});
+    h.elect();       // term 8; log gains the no-op at 11
+    h.advance(50ms); // a heartbeat re-sends the probe to n2; answers must name its round
     auto probe = h.take<append_request>();
+    auto to_n2 = [&] {
+        for (const auto& p : probe) {
+            if (p.to == n2) {
+                return p;
+            }
+        }
+        FAIL("no probe to n2");
+        return probe.front();
+    };
+    // Follower n2 holds [1 1 1 4 4 4 4] (figure 7 (f)-like): rejects prev 11 with "no entry".
+    h.deliver(
+        append_response{n2, n1, term{8}, false, log_index{7}, term{}, log_index{8}, to_n2().round});
+    probe = h.take<append_request>();
     REQUIRE(probe.size() == 1);
     CHECK(probe[0].prev_log_index == log_index{7});
     // At 7 it has term 4 where the leader has term 5: hint (term 4, first index 4). The leader
     // has term 4 up to index 5, so it retries after 5 without visiting 6.
-    h.deliver(append_response{n2, n1, term{8}, false, log_index{7}, term{4}, log_index{4}, 0});
+    h.deliver(append_response{n2, n1, term{8}, false, log_index{7}, term{4}, log_index{4},
+                              probe[0].round});
     probe = h.take<append_request>();
     REQUIRE(probe.size() == 1);
     CHECK(probe[0].prev_log_index == log_index{5});
     CHECK(probe[0].prev_log_term == term{4});
     CHECK(probe[0].entries.front().index == log_index{6});
+    // A duplicate of the first rejection is stale: it names an old probe and changes nothing.
+    h.deliver(append_response{n2, n1, term{8}, false, log_index{7}, term{}, log_index{8},
+                              probe[0].round - 1});
+    CHECK(h.take<append_request>().empty());
 }
 
 TEST_CASE("paper §5.3: the follower sets 'commitIndex = min(leaderCommit, index of last new "
@@ -417,6 +434,66 @@ TEST_CASE("thesis §10.2.1: the leader replicates while its own flush is in flig
     h.settle();
     CHECK(h.node->commit_index() == log_index{51});
     CHECK(done == 50);
+}
+
+} // namespace
+
+namespace {
+
+using namespace synod;
+using raft::role;
+using test::node_harness;
+
+TEST_CASE("thesis §10.2.1: a candidate becomes leader only once its own term and vote are "
+          "durable, even when the other voters already form a majority") {
+    // Otherwise a crash could make it forget term T and win T a second time with different
+    // entries (review finding: two entries at one index and term).
+    node_harness h(node_id{1});
+    h.start();
+    h.log.set_flush_mode(storage::flush_mode::held);
+    h.node->campaign();
+    h.settle();
+    h.deliver(vote_response{node_id{2}, node_id{1}, term{1}, true, false});
+    h.deliver(vote_response{node_id{3}, node_id{1}, term{1}, true, false});
+    CHECK(h.node->role() == role::candidate);
+    CHECK(h.take<append_request>().empty());
+    h.log.release_flushes();
+    h.settle();
+    CHECK(h.node->role() == role::leader);
+}
+
+TEST_CASE("thesis §10.2.1: a follower's acknowledgement in a new term waits until that term "
+          "is durable, even when the entries it acknowledges already are") {
+    node_harness h(node_id{1});
+    h.preload({1, 1}, 1);
+    h.start();
+    h.log.set_flush_mode(storage::flush_mode::held);
+    h.deliver(append_request{
+        node_id{2}, node_id{1}, term{2}, log_index{2}, term{1}, log_index{0}, 1, {}});
+    CHECK(h.take<append_response>().empty());
+    h.log.release_flushes();
+    h.settle();
+    auto acks = h.take<append_response>();
+    REQUIRE(acks.size() == 1);
+    CHECK(acks[0].success);
+    CHECK(acks[0].term == term{2});
+}
+
+TEST_CASE("propose: completions never run inside the call that fails them") {
+    node_harness h(node_id{1});
+    h.start();
+    h.elect();
+    bool completed = false;
+    h.node->propose(shared_bytes("p"), [&](auto r) {
+        CHECK(r.error == errc::outcome_unknown);
+        completed = true;
+    });
+    h.settle();
+    h.node->receive(vote_response{node_id{2}, node_id{1}, term{9}, false, false});
+    CHECK(h.node->role() == role::follower);
+    CHECK_FALSE(completed); // not inside receive()
+    h.settle();
+    CHECK(completed);
 }
 
 } // namespace

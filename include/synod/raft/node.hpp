@@ -68,12 +68,14 @@ public:
     node(const node&) = delete;
     node& operator=(const node&) = delete;
 
-    /// Callbacks already handed to policies become no-ops once the node is gone.
+    /// Callbacks already handed to policies become no-ops once the node is gone. Proposals
+    /// still pending complete (posted) with `outcome_unknown`: they may commit elsewhere.
     ~node() {
         *lifetime_ = nullptr;
         if (timer_armed_) {
             scheduler_.cancel(timer_);
         }
+        fail_pending(errc::outcome_unknown);
     }
 
     /// Recovers durable state from the log and starts as a follower. Call once.
@@ -314,10 +316,14 @@ private:
         }
     }
 
+    /// The self-vote counts, and the candidate may take office, only once the hard state
+    /// recording this term and vote is durable: a leader that crashed before that could
+    /// forget the term and win it a second time with different entries.
     void count_self_vote_if_durable() {
-        if (role_ == role::candidate && durable_writes_ >= self_vote_writes_ &&
-            !has_voted(cfg_.id)) {
-            votes_.emplace_back(cfg_.id, true);
+        if (role_ == role::candidate && durable_writes_ >= self_vote_writes_) {
+            if (!has_voted(cfg_.id)) {
+                votes_.emplace_back(cfg_.id, true);
+            }
             tally(false);
         }
     }
@@ -339,9 +345,9 @@ private:
         if (outcome == vote_tally::won) {
             if (pre_vote) {
                 become_candidate();
-            } else {
+            } else if (durable_writes_ >= self_vote_writes_) {
                 become_leader();
-            }
+            } // else: count_self_vote_if_durable() tallies again when the flush completes
         } else if (outcome == vote_tally::lost) {
             become_follower(term_, no_node);
         }
@@ -373,7 +379,7 @@ private:
         }
         reset_election_deadline(clock_.now());
         send_when_durable(req.from, vote_response{cfg_.id, req.from, term_, true, false},
-                          log_index{}, writes_);
+                          log_index{});
     }
 
     void handle(const vote_response& resp) {
@@ -496,6 +502,7 @@ private:
             counters_.entry_bytes_sent += bytes;
             if (pr.state == replication_state::probe) {
                 pr.probe_sent = true;
+                pr.probe_round = req.round;
             } else {
                 pr.next = req.entries.back().index + 1;
                 pr.window.add(req.entries.back().index, bytes);
@@ -558,16 +565,17 @@ private:
                     pr->next = std::max(pr->next, pr->match + 1);
                 }
                 maybe_commit();
-            } else if (pr->state == replication_state::probe) {
-                pr->probe_sent = false;
+            } else if (pr->state == replication_state::probe && resp.round == pr->probe_round) {
+                pr->probe_sent = false; // the outstanding probe is answered
             }
         } else {
             const log_index hinted = next_from_hint(resp);
-            if (hinted <= pr->match) {
-                // Stale: the follower already acknowledged more than this rejection allows.
-                if (pr->state == replication_state::probe) {
-                    pr->probe_sent = false;
-                }
+            const bool answers_probe =
+                pr->state == replication_state::replicate || resp.round == pr->probe_round;
+            if (hinted <= pr->match || !answers_probe) {
+                // Stale: the follower already acknowledged more than this rejection allows,
+                // or it answers an older probe. Nothing to resend; the next heartbeat probes.
+                return;
             } else {
                 pr->state = replication_state::probe;
                 pr->window.reset();
@@ -604,7 +612,7 @@ private:
                 next = lo + 1;
             }
         }
-        return std::clamp(next, log_index{1}, last + 1);
+        return std::clamp(next, log_.first_index(), last + 1);
     }
 
     /// Paper §5.3/§5.4.2: advance the commit index to the highest index stored on a quorum,
@@ -659,7 +667,7 @@ private:
             if (prev < floor) { // everything in the request is already compacted
                 resp.success = true;
                 resp.match_index = prev;
-                send(req.from, std::move(resp));
+                send_when_durable(req.from, std::move(resp), prev);
                 return;
             }
         }
@@ -720,7 +728,7 @@ private:
         }
         resp.success = true;
         resp.match_index = match;
-        send_when_durable(req.from, std::move(resp), match, 0);
+        send_when_durable(req.from, std::move(resp), match);
     }
 
     void truncate_from(log_index index) {
@@ -802,12 +810,15 @@ private:
             return fail_storage(ec);
         }
         ++writes_;
+        hard_state_writes_ = writes_;
         saved_commit_ = commit_;
         schedule_io();
     }
 
-    void send_when_durable(node_id to, message m, log_index needs_index,
-                           std::uint64_t needs_writes) {
+    /// Sends `m` — a vote or an acknowledgement, a promise made in the current term — once
+    /// the hard state of that term and the entries through `needs_index` are durable.
+    void send_when_durable(node_id to, message m, log_index needs_index) {
+        const std::uint64_t needs_writes = hard_state_writes_;
         if (durable_index_ >= needs_index && durable_writes_ >= needs_writes) {
             send(to, std::move(m));
         } else {
@@ -951,6 +962,7 @@ private:
         if (auto ec = log_.entries(applied_ + 1, hi, SIZE_MAX, apply_batch_)) {
             return fail_storage(ec);
         }
+        finished_.clear();
         for (const log_entry& e : apply_batch_) {
             SYNOD_ASSERT(e.index == applied_ + 1, "entries must be applied in index order");
             applied_ = e.index;
@@ -959,34 +971,42 @@ private:
             if (e.kind == entry_kind::normal) {
                 value.emplace(machine_.apply(e));
             }
-            complete_applied(e, std::move(value));
-            if (stopped_) {
-                return;
+            if (!pending_.empty() && pending_.front().index == e.index) {
+                SYNOD_ASSERT(e.term == term_ && role_ == role::leader,
+                             "a pending proposal outlived its leadership");
+                if (!value) {
+                    value.emplace(); // a non-normal entry proposed by the node itself
+                }
+                finished_.push_back({std::move(pending_.front().done),
+                                     result{{}, e.index, cfg_.id, std::move(value)}});
+                pending_.pop_front();
             }
         }
         schedule_apply();
         check_invariants();
+        // Completions run last, with the node consistent: one may propose again, or even
+        // destroy the node, which ends this loop's use of it.
+        auto finished = std::move(finished_);
+        finished_.clear();
+        const std::shared_ptr<node*> life = lifetime_;
+        for (auto& [done, r] : finished) {
+            done(std::move(r));
+        }
+        if (*life != nullptr) {
+            finished_ = std::move(finished); // keep the capacity
+        }
     }
 
-    void complete_applied(const log_entry& e, std::optional<result_type> value) {
-        if (pending_.empty() || pending_.front().index != e.index) {
-            return;
-        }
-        SYNOD_ASSERT(e.term == term_ && role_ == role::leader,
-                     "a pending proposal outlived its leadership");
-        completion done = std::move(pending_.front().done);
-        pending_.pop_front();
-        if (!value) {
-            value.emplace(); // a non-normal entry proposed by the node itself
-        }
-        done(result{{}, e.index, cfg_.id, std::move(value)});
-    }
-
+    /// Completes every pending proposal with `why`, each posted: they fail in the middle of
+    /// a role change, where user code must not run.
     void fail_pending(errc why) {
         auto failing = std::move(pending_);
         pending_.clear();
         for (auto& p : failing) {
-            p.done(result{why, p.index, leader_, std::nullopt});
+            scheduler_.post([done = std::move(p.done),
+                             r = result{why, p.index, leader_, std::nullopt}]() mutable {
+                done(std::move(r));
+            });
         }
     }
 
@@ -1015,9 +1035,9 @@ private:
         return election_deadline_;
     }
 
-    /// One timer serves every deadline. Deadlines only ever move later except on role changes,
-    /// so a timer that fires early simply re-arms; it is replaced only when a deadline moves
-    /// earlier than the armed one.
+    /// One timer serves every deadline. A timer that fires before the current deadline simply
+    /// re-arms; it is replaced only when a deadline moves earlier than the armed one (a fresh
+    /// random election timeout can be shorter than the last).
     void arm_timer() {
         if (stopped_) {
             return;
@@ -1086,6 +1106,14 @@ private:
     }
 
     // --- plumbing ------------------------------------------------------------------------------
+
+    /// The term of an entry the leader must still hold to replicate from it.
+    [[nodiscard]] term term_of_held(log_index i) const {
+        const std::optional<term> t = log_.term_at(i);
+        SYNOD_ASSERT(t.has_value(), "a follower needs entries this log no longer holds, and "
+                                    "snapshot transfer is not part of this build");
+        return *t;
+    }
 
     template <class M>
     void send(node_id to, M&& m) {
@@ -1172,6 +1200,8 @@ private:
     /// the last completed flush covered. \invariant durable_writes_ <= writes_.
     std::uint64_t writes_ = 0;
     std::uint64_t durable_writes_ = 0;
+    /// The write that last changed term or vote.
+    std::uint64_t hard_state_writes_ = 0;
     bool flush_in_flight_ = false;
     std::uint64_t flush_target_writes_ = 0;
     log_index flush_target_index_;
@@ -1204,6 +1234,7 @@ private:
 
     raft::counters counters_;
     std::vector<log_entry> apply_batch_;
+    std::vector<std::pair<completion, result>> finished_;
     std::vector<log_index> scratch_indexes_;
 };
 

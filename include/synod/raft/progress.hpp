@@ -37,6 +37,8 @@ struct progress {
     /// In probe state: an AppendEntries is outstanding; send no other until it is answered or
     /// a heartbeat interval passes.
     bool probe_sent = false;
+    /// Round of the outstanding probe; only its answer unblocks the next probe.
+    std::uint64_t probe_round = 0;
     /// Heard from since the last check-quorum round.
     bool recently_active = false;
     /// `match` at the previous heartbeat, and how many heartbeats in a row found the window

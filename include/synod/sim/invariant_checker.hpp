@@ -18,6 +18,7 @@
 /// seed that replays it.
 
 #include <synod/core/bytes.hpp>
+#include <synod/core/hard_state.hpp>
 #include <synod/core/ids.hpp>
 #include <synod/core/log_entry.hpp>
 #include <synod/raft/status.hpp>
@@ -40,10 +41,13 @@ class invariant_checker {
 public:
     /// A node (re)started: its commit index and apply order start afresh.
     void on_start(node_id id) {
-        nodes_[id].last_commit = log_index{};
-        nodes_[id].last_applied = log_index{};
-        nodes_[id].leader_checked_term = term{};
-        nodes_[id].leader_verified = log_index{};
+        auto& n = nodes_[id];
+        ++n.starts;
+        n.last_commit = log_index{};
+        n.last_applied = log_index{};
+        n.leader_checked_term = term{};
+        n.leader_verified = log_index{};
+        n.verified.clear();
     }
 
     /// Called by the recording state machine for every applied entry.
@@ -71,10 +75,21 @@ public:
         auto& n = nodes_[id];
 
         if (node.role() == raft::role::leader) {
-            auto [it, fresh] = leaders_.emplace(node.current_term(), id);
-            if (!fresh && it->second != id) {
-                fail("election safety: nodes " + str(it->second) + " and " + str(id) +
-                     " both led term " + str(node.current_term()));
+            // One leader per term — and one *tenure*: the same node leading a term again
+            // after a restart has forgotten what it did there.
+            const leader_record me{id, n.starts};
+            auto [it, fresh] = leaders_.emplace(node.current_term(), me);
+            if (!fresh && it->second != me) {
+                fail("election safety: term " + str(node.current_term()) + " led by node " +
+                     str(it->second.id) + " (start " + str(it->second.start) + ") and node " +
+                     str(id) + " (start " + str(n.starts) + ")");
+            }
+            if constexpr (requires { log.durable_hard_state(); }) {
+                const hard_state& hs = log.durable_hard_state();
+                if (hs.current_term != node.current_term() || hs.voted_for != id) {
+                    fail("durability: leader " + str(id) + " of term " + str(node.current_term()) +
+                         " has not made its term and vote durable");
+                }
             }
         }
 
@@ -119,14 +134,20 @@ private:
         std::uint64_t hash;
         friend bool operator==(const signature&, const signature&) = default;
     };
+    struct leader_record {
+        node_id id;
+        std::uint64_t start;
+        friend bool operator==(const leader_record&, const leader_record&) = default;
+    };
     struct node_record {
+        std::uint64_t starts = 0;
         log_index last_commit;
         log_index last_applied;
         term leader_checked_term;
         /// Committed entries already found in this node's log while it led that term.
         log_index leader_verified;
-        /// Terms of this node's log entries already verified, from index 1.
-        std::vector<term> verified;
+        /// Signatures of this node's log entries already verified, from index 1.
+        std::vector<signature> verified;
     };
     struct entry_record {
         std::uint64_t hash;
@@ -140,8 +161,9 @@ private:
         if (first > log_index{1}) {
             return; // compaction is checked once snapshots exist
         }
+        // Re-verify from the first entry whose term or content changed since the last check.
         std::size_t keep = std::min<std::size_t>(n.verified.size(), last.value());
-        while (keep > 0 && n.verified[keep - 1] != *log.term_at(log_index{keep})) {
+        while (keep > 0 && n.verified[keep - 1] != signature_at(log, log_index{keep})) {
             --keep;
         }
         n.verified.resize(keep);
@@ -163,8 +185,17 @@ private:
                 fail("log matching: entry " + str(i) + " of term " + str(e.term) + " on node " +
                      str(id) + " differs from the same index and term elsewhere");
             }
-            n.verified.push_back(e.term);
+            n.verified.push_back({e.term, rec.hash});
         }
+    }
+
+    template <class Log>
+    signature signature_at(const Log& log, log_index i) {
+        scratch_.clear();
+        if (log.entries(i, i + 1, SIZE_MAX, scratch_)) {
+            fail("cannot read entry " + str(i));
+        }
+        return {scratch_.front().term, fingerprint(scratch_.front())};
     }
 
     template <class Node, class Log>
@@ -219,7 +250,7 @@ private:
     [[noreturn]] static void fail(const std::string& what) { throw invariant_violation(what); }
 
     std::map<node_id, node_record> nodes_;
-    std::map<term, node_id> leaders_;
+    std::map<term, leader_record> leaders_;
     std::map<std::pair<log_index, term>, entry_record> entries_;
     std::map<log_index, signature> applied_;
     std::vector<signature> committed_;

@@ -147,7 +147,7 @@ public:
                                          flush_callback(std::forward<F>(callback))});
         switch (mode_) {
         case flush_mode::immediate:
-            release_flushes(1);
+            release_flushes(); // older flushes held before a mode switch complete first
             break;
         case flush_mode::held:
             break;
@@ -190,6 +190,9 @@ public:
 
     /// Loses everything not flushed, as a power cut would, and forgets pending callbacks (the
     /// node they belonged to is gone). The log is usable again, as after a restart.
+    /// \warning completions already handed to a flush executor must be discarded by the
+    /// caller (the simulator kills the crashed process's events); run later, they would
+    /// complete flushes of the restarted log early.
     void crash() {
         pending_.clear();
         journal_.clear();
