@@ -497,3 +497,42 @@ TEST_CASE("propose: completions never run inside the call that fails them") {
 }
 
 } // namespace
+
+namespace {
+
+TEST_CASE("config: a configuration that cannot run is refused by start() with invalid_argument") {
+    using synod::errc;
+    auto refuses = [](auto tweak) {
+        node_harness h(synod::node_id{1});
+        tweak(h.config);
+        h.node = std::make_unique<node_harness::node_type>(h.config, h.log, h.transport(),
+                                                           h.clock(), h.scheduler(), h.machine);
+        return h.node->start() == errc::invalid_argument;
+    };
+    CHECK(refuses([](synod::raft::config& c) { c.id = synod::no_node; }));
+    CHECK(refuses([](synod::raft::config& c) { c.election_timeout_max = c.election_timeout_min; }));
+    CHECK(refuses([](synod::raft::config& c) { c.heartbeat_interval = c.election_timeout_min; }));
+    CHECK(refuses([](synod::raft::config& c) { c.max_inflight_appends = 0; }));
+    CHECK(refuses([](synod::raft::config& c) {
+        c.initial_membership = synod::membership({synod::node_id{1}}, {synod::node_id{1}});
+    }));
+    CHECK_FALSE(refuses([](synod::raft::config&) {}));
+}
+
+TEST_CASE("propose: leader_unknown before any election, proposal_too_large on a leader") {
+    node_harness h(synod::node_id{1});
+    h.config.max_proposal_bytes = 16;
+    h.start();
+    std::error_code seen;
+    h.node->propose(synod::shared_bytes("x"), [&](auto r) { seen = r.error; });
+    h.settle();
+    CHECK(seen == synod::errc::leader_unknown);
+    h.elect();
+    h.node->propose(synod::shared_bytes(std::string(17, 'x')), [&](auto r) { seen = r.error; });
+    h.settle();
+    CHECK(seen == synod::errc::proposal_too_large);
+    CHECK(h.node->counters().rejected(synod::raft::rejection::too_large) == 1);
+    CHECK(h.node->status().last_index == synod::log_index{1}); // only the no-op
+}
+
+} // namespace

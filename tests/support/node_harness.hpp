@@ -102,6 +102,10 @@ public:
                                 term{}, log_index{}, 0});
     }
 
+    capture_transport& transport() noexcept { return transport_; }
+    sim::virtual_clock& clock() noexcept { return clock_; }
+    sim::process_scheduler& scheduler() noexcept { return scheduler_; }
+
     // Declaration order is destruction order in reverse: the node goes first.
     sim::world world;
     storage::memory_log log;
