@@ -271,7 +271,7 @@ private:
     // --- elections (paper §5.2, thesis §9.6) -------------------------------------------------
 
     void start_election(time_point now) {
-        reset_election_deadline(now);
+        reset_election_deadline(now, true);
         if (cfg_.pre_vote) {
             become_pre_candidate();
         } else {
@@ -377,7 +377,7 @@ private:
             voted_for_ = req.from;
             persist_hard_state();
         }
-        reset_election_deadline(clock_.now());
+        reset_election_deadline(clock_.now(), false);
         send_when_durable(req.from, vote_response{cfg_.id, req.from, term_, true, false},
                           log_index{});
     }
@@ -408,7 +408,7 @@ private:
         if (leader != no_node) {
             last_leader_contact_ = clock_.now();
         }
-        reset_election_deadline(clock_.now());
+        reset_election_deadline(clock_.now(), true);
         if (was_leader) {
             peers_.clear();
             uncommitted_.clear();
@@ -653,7 +653,7 @@ private:
         }
         const time_point now = clock_.now();
         last_leader_contact_ = now;
-        reset_election_deadline(now);
+        reset_election_deadline(now, false);
 
         append_response resp{cfg_.id,     req.from, term_,       false,
                              log_index{}, term{},   log_index{}, req.round};
@@ -1019,12 +1019,18 @@ private:
 
     // --- time (paper §5.2) ----------------------------------------------------------------
 
-    void reset_election_deadline(time_point now) {
-        const auto lo = std::chrono::duration_cast<duration>(cfg_.election_timeout_min);
-        const auto hi = std::chrono::duration_cast<duration>(cfg_.election_timeout_max);
-        const auto span = static_cast<std::uint64_t>((hi - lo).count());
-        election_deadline_ =
-            now + lo + duration(static_cast<typename duration::rep>(rng_() % span));
+    /// Restarts the election timeout from `now`. The timeout is drawn afresh from
+    /// [min, max) on role and term changes (`redraw`); hearing from the leader or granting a
+    /// vote keeps the current draw, so the deadline only moves later between draws.
+    void reset_election_deadline(time_point now, bool redraw) {
+        if (redraw || election_timeout_ == duration::zero()) {
+            const auto lo = std::chrono::duration_cast<duration>(cfg_.election_timeout_min);
+            const auto hi = std::chrono::duration_cast<duration>(cfg_.election_timeout_max);
+            const auto span = static_cast<std::uint64_t>((hi - lo).count());
+            election_timeout_ = lo + duration(static_cast<typename duration::rep>(rng_() % span));
+        }
+        election_deadline_ = now + election_timeout_;
+        arm_timer();
     }
 
     [[nodiscard]] time_point next_deadline() const {
@@ -1076,7 +1082,7 @@ private:
                 note(log_level::info, "election timeout", {{"term", term_.value()}});
                 start_election(now);
             } else {
-                reset_election_deadline(now);
+                reset_election_deadline(now, true);
             }
         }
         arm_timer();
@@ -1225,6 +1231,8 @@ private:
     std::uint64_t rounds_ = 0;
 
     time_point election_deadline_{};
+    /// The current draw of the randomized election timeout (paper §5.2).
+    duration election_timeout_{};
     time_point heartbeat_deadline_{};
     time_point quorum_check_deadline_{};
     time_point last_leader_contact_{};
