@@ -10,7 +10,6 @@
 
 #include <array>
 #include <cstddef>
-#include <deque>
 #include <memory>
 #include <vector>
 
@@ -69,10 +68,13 @@ public:
             (*chunks_[begin_ / chunk_size])[begin_ % chunk_size] = log_entry{};
             ++begin_;
         }
-        while (begin_ >= chunk_size) {
-            chunks_.pop_front();
-            begin_ -= chunk_size;
-            end_ -= chunk_size;
+        const std::size_t spent = begin_ / chunk_size;
+        if (spent > 0) {
+            // A vector of chunk pointers: erasing a few at the front is cheap, and indexing
+            // stays a plain array access (std::deque's is not).
+            chunks_.erase(chunks_.begin(), chunks_.begin() + static_cast<std::ptrdiff_t>(spent));
+            begin_ -= spent * chunk_size;
+            end_ -= spent * chunk_size;
         }
     }
 
@@ -92,7 +94,7 @@ private:
     static constexpr std::size_t chunk_size = 4096;
     using chunk = std::array<log_entry, chunk_size>;
 
-    std::deque<std::unique_ptr<chunk>> chunks_;
+    std::vector<std::unique_ptr<chunk>> chunks_;
     /// Positions within the chunks: entry k lives at position begin_ + k.
     /// \invariant begin_ < chunk_size (or the sequence is empty with begin_ == end_ == 0).
     std::size_t begin_ = 0;
