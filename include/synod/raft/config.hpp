@@ -22,7 +22,8 @@ struct config {
     /// must be given the same one.
     membership initial_membership;
 
-    /// Election timeouts are drawn uniformly from [min, max) after every reset (paper §5.2).
+    /// Election timeouts are drawn uniformly from [min, max) on every role or term change
+    /// (paper §5.2); hearing from the leader restarts the current draw.
     std::chrono::milliseconds election_timeout_min{150};
     std::chrono::milliseconds election_timeout_max{300};
     /// How often a leader sends AppendEntries to each follower when it has nothing new.
