@@ -24,4 +24,6 @@
 
 #include <synod/raft/node.hpp>
 #include <synod/sim/cluster.hpp>
+#include <synod/sim/kv_model.hpp>
+#include <synod/sim/linearizability.hpp>
 #include <synod/storage/memory_log.hpp>
