@@ -145,8 +145,10 @@ public:
             return refuse(rejection::uncommitted_limit, errc::uncommitted_limit, std::move(done));
         }
         const log_index index = entry.index;
-        if (!append_as_leader(std::move(entry))) {
-            return refuse(rejection::stopped, errc::storage_failure, std::move(done));
+        if (auto ec = append_as_leader(std::move(entry))) {
+            return ec == errc::disk_full
+                       ? refuse(rejection::disk_full, errc::disk_full, std::move(done))
+                       : refuse(rejection::stopped, errc::storage_failure, std::move(done));
         }
         pending_.push_back(pending_proposal{index, std::move(done)});
     }
@@ -436,7 +438,12 @@ private:
         note(log_level::info, "became leader", {{"term", term_.value()}});
         // Paper §5.4.2 and §8: a leader commits entries of earlier terms only by committing
         // one of its own, so it appends a no-op at once.
-        append_as_leader(log_entry{term_, last + 1, entry_kind::noop, {}});
+        if (append_as_leader(log_entry{term_, last + 1, entry_kind::noop, {}}) == errc::disk_full) {
+            // A leader that cannot write cannot commit anything; let another node lead.
+            note(log_level::warning, "disk full; cannot take office", {{"term", term_.value()}});
+            become_follower(term_, no_node);
+            return;
+        }
         // The no-op's replication, at the end of this turn, announces the new leader.
         heartbeat_deadline_ = now + duration(cfg_.heartbeat_interval);
         arm_timer();
@@ -453,12 +460,16 @@ private:
 
     // --- replication: leader side (paper §5.3) -------------------------------------------------
 
-    bool append_as_leader(log_entry entry) {
+    /// Appends one entry of this leader's term. A full disk refuses the entry and nothing
+    /// else; any other failure stops the node.
+    std::error_code append_as_leader(log_entry entry) {
         const std::size_t cost = entry_cost(entry);
         const log_index index = entry.index;
         if (auto ec = log_.append(std::span<const log_entry>(&entry, 1))) {
-            fail_storage(ec);
-            return false;
+            if (ec != errc::disk_full) {
+                fail_storage(ec);
+            }
+            return ec;
         }
         ++writes_;
         uncommitted_.push_back({index, cost});
@@ -467,7 +478,7 @@ private:
         // made in one turn share one flush and one AppendEntries per follower.
         replicate_pending_ = true;
         schedule_io();
-        return true;
+        return {};
     }
 
     void replicate_to_all() {
@@ -491,9 +502,9 @@ private:
             append_request req{cfg_.id, to, term_, prev, *prev_term, commit_, ++rounds_, {}};
             if (pr.next <= last) {
                 const log_index hi = std::min(last + 1, pr.next + cfg_.max_entries_per_append);
-                [[maybe_unused]] auto ec =
-                    log_.entries(pr.next, hi, cfg_.max_bytes_per_append, req.entries);
-                SYNOD_ASSERT(!ec, "leader failed to read its own log");
+                if (auto ec = log_.entries(pr.next, hi, cfg_.max_bytes_per_append, req.entries)) {
+                    return fail_storage(ec); // e.g. corrupt_storage: never send damaged data
+                }
             }
             std::size_t bytes = 0;
             for (const auto& e : req.entries) {
@@ -709,6 +720,11 @@ private:
         if (k < req.entries.size()) {
             std::span<const log_entry> fresh(req.entries.data() + k, req.entries.size() - k);
             if (auto ec = log_.append(fresh)) {
+                if (ec == errc::disk_full) {
+                    // Nothing was written: acknowledge nothing; the leader retries.
+                    ++counters_.appends_refused_disk_full;
+                    return;
+                }
                 return fail_storage(ec);
             }
             ++writes_;

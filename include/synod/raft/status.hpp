@@ -33,7 +33,14 @@ enum class role : std::uint8_t { follower, pre_candidate, candidate, leader };
 }
 
 /// Why a proposal was refused before it was appended.
-enum class rejection : std::uint8_t { not_leader, uncommitted_limit, too_large, stopped, count_ };
+enum class rejection : std::uint8_t {
+    not_leader,
+    uncommitted_limit,
+    too_large,
+    disk_full,
+    stopped,
+    count_
+};
 
 /// Why an inbound message was dropped without effect.
 enum class drop_reason : std::uint8_t {
@@ -87,6 +94,8 @@ struct counters {
     std::uint64_t flushes = 0;
     std::uint64_t flush_failures = 0;
     std::uint64_t entries_applied = 0;
+    /// AppendEntries whose entries this follower could not write for lack of space.
+    std::uint64_t appends_refused_disk_full = 0;
 
     [[nodiscard]] std::uint64_t rejected(rejection r) const noexcept {
         return proposals_rejected[static_cast<std::size_t>(r)];

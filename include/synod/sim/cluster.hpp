@@ -41,7 +41,7 @@ template <state_machine Machine>
 class cluster {
 public:
     using machine_type = recording_machine<Machine>;
-    using node_type = raft::node<storage::memory_log, endpoint_transport, virtual_clock,
+    using node_type = raft::node<storage::memory_log, endpoint_transport, process_clock,
                                  process_scheduler, machine_type>;
     using result = typename node_type::result;
 
@@ -49,8 +49,7 @@ public:
         cluster_options options, std::function<Machine()> make_machine = [] { return Machine{}; })
         : options_(std::move(options))
         , make_machine_(std::move(make_machine))
-        , network_(world_, options_.seed)
-        , clock_(world_) {
+        , network_(world_, options_.seed) {
         network_.set_latency(options_.min_latency, options_.max_latency);
         for (std::size_t i = 1; i <= options_.size; ++i) {
             ids_.push_back(node_id{i});
@@ -86,8 +85,9 @@ public:
         }
     }
 
-    /// Starts (or restarts) one node from whatever its log holds.
-    void start(node_id id) {
+    /// Starts (or restarts) one node from whatever its log holds. Returns the node's start
+    /// error — e.g. `corrupt_storage` for a damaged log — in which case it stays down.
+    std::error_code start(node_id id) {
         member& m = at(id);
         SYNOD_ASSERT(!m.node, "node is already running");
         raft::config cfg = options_.node_config;
@@ -97,13 +97,19 @@ public:
         ++m.starts;
         m.machine = std::make_unique<machine_type>(
             make_machine_(), options_.check_invariants ? &checker_ : nullptr, id);
-        m.scheduler.emplace(world_, m.owner);
+        m.time = std::make_unique<process_time>(world_); // a new process, a new clock
+        m.clock = std::make_unique<process_clock>(*m.time);
+        m.scheduler.emplace(world_, m.owner, m.time.get());
         m.transport = std::make_unique<endpoint_transport>(network_, id);
         checker_.on_start(id);
-        m.node = std::make_unique<node_type>(std::move(cfg), m.log, *m.transport, clock_,
+        m.node = std::make_unique<node_type>(std::move(cfg), m.log, *m.transport, *m.clock,
                                              *m.scheduler, *m.machine);
-        auto ec = m.node->start();
-        SYNOD_ASSERT(!ec, "a simulated node failed to start");
+        if (auto ec = m.node->start()) {
+            m.node.reset();
+            m.machine.reset();
+            return ec;
+        }
+        return {};
     }
 
     /// Crashes a node: its process and pending work vanish, and its log loses everything that
@@ -116,10 +122,18 @@ public:
         m.machine.reset();
     }
 
-    void restart(node_id id) {
+    std::error_code restart(node_id id) {
         crash(id);
-        start(id);
+        return start(id);
     }
+
+    /// The clock of a running node's process (to jump it or make it drift).
+    [[nodiscard]] process_time& time(node_id id) {
+        SYNOD_ASSERT(at(id).time != nullptr, "node has never run");
+        return *at(id).time;
+    }
+    /// Freezes a node's process for `d`: its timers, messages and flushes wait.
+    void pause(node_id id, duration d) { world_.pause(at(id).owner, world_.now() + d); }
 
     [[nodiscard]] bool is_up(node_id id) const { return static_cast<bool>(at(id).node); }
 
@@ -213,6 +227,8 @@ private:
         std::uint64_t starts = 0;
         bool partitioned = false;
         storage::memory_log log;
+        std::unique_ptr<process_time> time;
+        std::unique_ptr<process_clock> clock;
         std::optional<process_scheduler> scheduler;
         std::unique_ptr<endpoint_transport> transport;
         std::unique_ptr<machine_type> machine;
@@ -234,7 +250,6 @@ private:
     std::function<Machine()> make_machine_;
     sim::world world_;
     sim::network network_;
-    virtual_clock clock_;
     invariant_checker checker_;
     std::vector<node_id> ids_;
     std::vector<std::unique_ptr<member>> members_;

@@ -9,6 +9,7 @@
 #include <synod/core/concepts/transport.hpp>
 #include <synod/core/messages.hpp>
 #include <synod/core/unique_function.hpp>
+#include <synod/sim/faults.hpp>
 #include <synod/sim/world.hpp>
 
 #include <cstdint>
@@ -19,6 +20,14 @@
 #include <vector>
 
 namespace synod::sim {
+
+/// Random faults applied to every message that is not cut, held or filtered.
+struct network_faults {
+    double drop = 0;       ///< probability a message is lost
+    double duplicate = 0;  ///< probability a message is delivered twice
+    double replay = 0;     ///< probability a send also re-delivers an old message
+    double long_delay = 0; ///< probability a message takes 10-50x the maximum latency
+};
 
 class network {
 public:
@@ -42,6 +51,18 @@ public:
         max_latency_ = std::max(min, max);
     }
     void set_filter(filter f) { filter_ = std::move(f); }
+    void set_faults(network_faults f) noexcept { faults_ = f; }
+    /// Counts the faults this network injects (may be null).
+    void count_faults_in(fault_hits* hits) noexcept { hits_ = hits; }
+
+    /// Adds `extra` latency to every message to and from `id` (zero to unclog).
+    void clog(node_id id, duration extra) {
+        if (extra == duration::zero()) {
+            clogged_.erase(id);
+        } else {
+            clogged_[id] = extra;
+        }
+    }
 
     /// Drops everything sent from `from` to `to` until `connect`.
     void cut(node_id from, node_id to) { cut_.insert({from, to}); }
@@ -70,7 +91,7 @@ public:
         std::vector<in_flight> keep;
         for (auto& m : held_) {
             if (m.from == from && m.to == to) {
-                deliver_later(m.to, std::move(m.msg));
+                deliver_later(m.from, m.to, std::move(m.msg));
             } else {
                 keep.push_back(std::move(m));
             }
@@ -94,7 +115,30 @@ public:
             held_.push_back({from, to, std::move(m)});
             return;
         }
-        deliver_later(to, std::move(m));
+        if (chance(faults_.replay) && !past_.empty()) {
+            const in_flight& old = past_[rng_() % past_.size()];
+            if (cut_.count({old.from, old.to}) == 0) {
+                count(fault::replay);
+                deliver_later(old.from, old.to, message(old.msg));
+            }
+        }
+        if (faults_.replay > 0) {
+            if (past_.size() < max_remembered) {
+                past_.push_back({from, to, m});
+            } else {
+                past_[rng_() % max_remembered] = {from, to, m};
+            }
+        }
+        if (chance(faults_.drop)) {
+            count(fault::drop);
+            ++dropped_;
+            return;
+        }
+        if (chance(faults_.duplicate)) {
+            count(fault::duplicate);
+            deliver_later(from, to, message(m));
+        }
+        deliver_later(from, to, std::move(m));
     }
 
     [[nodiscard]] std::uint64_t sent() const noexcept { return sent_; }
@@ -112,7 +156,16 @@ private:
         message msg;
     };
 
-    void deliver_later(node_id to, message m) {
+    bool chance(double p) {
+        return p > 0 && static_cast<double>(rng_() % 1'000'000) < p * 1'000'000;
+    }
+    void count(fault f) {
+        if (hits_ != nullptr) {
+            hits_->hit(f);
+        }
+    }
+
+    void deliver_later(node_id from, node_id to, message m) {
         auto it = endpoints_.find(to);
         if (it == endpoints_.end()) {
             ++dropped_;
@@ -123,14 +176,29 @@ private:
             latency += duration(static_cast<duration::rep>(
                 rng_() % static_cast<std::uint64_t>((max_latency_ - min_latency_).count() + 1)));
         }
-        world_.schedule(world_.now() + latency, it->second.owner,
-                        [this, to, m = std::move(m)]() mutable {
-                            auto target = endpoints_.find(to);
-                            if (target != endpoints_.end()) {
-                                ++delivered_;
-                                target->second.deliver(std::move(m));
-                            }
-                        });
+        if (chance(faults_.long_delay)) {
+            count(fault::delay);
+            latency += max_latency_ * static_cast<duration::rep>(10 + rng_() % 41);
+        }
+        for (node_id end : {from, to}) {
+            if (auto c = clogged_.find(end); c != clogged_.end()) {
+                count(fault::clog);
+                latency += c->second;
+            }
+        }
+        const time_point arrival = world_.now() + latency;
+        time_point& latest = latest_arrival_[{from, to}];
+        if (arrival < latest) {
+            count(fault::reorder); // overtakes a message sent earlier on the same link
+        }
+        latest = std::max(latest, arrival);
+        world_.schedule(arrival, it->second.owner, [this, to, m = std::move(m)]() mutable {
+            auto target = endpoints_.find(to);
+            if (target != endpoints_.end()) {
+                ++delivered_;
+                target->second.deliver(std::move(m));
+            }
+        });
     }
 
     world& world_;
@@ -142,6 +210,13 @@ private:
     std::set<std::pair<node_id, node_id>> held_links_;
     std::vector<in_flight> held_;
     filter filter_;
+    network_faults faults_;
+    fault_hits* hits_ = nullptr;
+    std::map<node_id, duration> clogged_;
+    std::map<std::pair<node_id, node_id>, time_point> latest_arrival_;
+    /// Messages sent earlier, for replay: a bounded random sample.
+    static constexpr std::size_t max_remembered = 64;
+    std::vector<in_flight> past_;
     std::uint64_t sent_ = 0;
     std::uint64_t delivered_ = 0;
     std::uint64_t dropped_ = 0;

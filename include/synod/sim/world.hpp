@@ -72,6 +72,15 @@ public:
     /// Discards every pending event of `owner` (its process crashed).
     void kill(std::uint32_t owner) { ++incarnations_.at(owner); }
 
+    /// Freezes `owner` until `until`: its events due earlier wait until then, as a process
+    /// stopped by the OS (or a long GC pause) would.
+    void pause(std::uint32_t owner, time_point until) {
+        if (paused_until_.size() < incarnations_.size()) {
+            paused_until_.resize(incarnations_.size());
+        }
+        paused_until_.at(owner) = std::max(paused_until_.at(owner), until);
+    }
+
     /// Runs the next event, advancing time to it. False when nothing is left.
     bool step() {
         while (!queue_.empty()) {
@@ -81,12 +90,18 @@ public:
             if (!cancelled_.empty() && cancelled_.erase(e.seq) > 0) {
                 continue;
             }
-            if (!cancellable_.empty()) {
-                cancellable_.erase(e.seq);
-            }
             if (e.incarnation != incarnation(e.owner)) {
+                cancellable_.erase(e.seq);
                 continue;
             }
+            if (e.owner < paused_until_.size() && paused_until_[e.owner] > e.at) {
+                // Keeps its id, so a pending cancel still finds it.
+                e.at = paused_until_[e.owner];
+                queue_.push_back(std::move(e));
+                std::push_heap(queue_.begin(), queue_.end(), later);
+                continue;
+            }
+            cancellable_.erase(e.seq);
             now_ = e.at;
             ++events_run_;
             e.fn();
@@ -154,6 +169,7 @@ private:
     /// Events `cancel` may still stop: scheduled cancellable, not yet run or cancelled.
     std::unordered_set<std::uint64_t> cancellable_;
     std::vector<std::uint32_t> incarnations_{0};
+    std::vector<time_point> paused_until_;
     unique_function<void()> after_event_;
 };
 

@@ -38,6 +38,12 @@ public:
         return (*chunks_[p / chunk_size])[p % chunk_size];
     }
 
+    void replace(std::size_t k, log_entry e) {
+        SYNOD_ASSERT(k < size(), "replace beyond the end");
+        const std::size_t p = begin_ + k;
+        (*chunks_[p / chunk_size])[p % chunk_size] = std::move(e);
+    }
+
     void push_back(log_entry e) {
         if (end_ == chunks_.size() * chunk_size) {
             chunks_.push_back(std::make_unique<chunk>());

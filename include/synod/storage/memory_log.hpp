@@ -20,6 +20,7 @@
 #include <cstddef>
 #include <deque>
 #include <optional>
+#include <set>
 #include <span>
 #include <system_error>
 #include <utility>
@@ -46,7 +47,14 @@ public:
 
     // --- log_store -----------------------------------------------------------------------
 
-    std::error_code recover() { return {}; }
+    /// Reports stored corruption (see `corrupt_durable_entry`) as `corrupt_storage`, as a
+    /// checksummed store would when it verifies its records on open.
+    std::error_code recover() {
+        if (!live_.corrupt.empty()) {
+            return errc::corrupt_storage;
+        }
+        return {};
+    }
 
     [[nodiscard]] log_index first_index() const noexcept { return live_.first; }
     [[nodiscard]] log_index last_index() const noexcept {
@@ -68,6 +76,10 @@ public:
         if (lo < live_.first || hi < lo || hi > last_index() + 1) {
             return errc::index_out_of_range;
         }
+        if (!live_.corrupt.empty() && live_.corrupt.lower_bound(lo) != live_.corrupt.end() &&
+            *live_.corrupt.lower_bound(lo) < hi) {
+            return errc::corrupt_storage;
+        }
         std::size_t used = 0;
         for (log_index i = lo; i < hi; ++i) {
             const log_entry& e = live_.entries[i - live_.first];
@@ -83,6 +95,9 @@ public:
     std::error_code append(std::span<const log_entry> es) {
         if (failed_) {
             return errc::storage_failure;
+        }
+        if (disk_full_) {
+            return errc::disk_full;
         }
         for (std::size_t k = 0; k < es.size(); ++k) {
             if (es[k].index != last_index() + 1 + k) {
@@ -193,7 +208,24 @@ public:
     /// \warning completions already handed to a flush executor must be discarded by the
     /// caller (the simulator kills the crashed process's events); run later, they would
     /// complete flushes of the restarted log early.
-    void crash() {
+    void crash() { crash_torn(0, 0); }
+
+    /// A crash in which the first `kept_writes` unflushed writes reached the disk anyway, and
+    /// of the write after them, if it is an append, its first `kept_entries` entries: a torn
+    /// write. Raft must cope with any prefix of unflushed writes surviving.
+    void crash_torn(std::size_t kept_writes, std::size_t kept_entries) {
+        std::size_t kept = 0;
+        while (kept < kept_writes && journal_head_ < journal_.size()) {
+            durable_.apply(journal_[journal_head_++], journal_entries_, journal_entries_head_);
+            ++kept;
+        }
+        if (journal_head_ < journal_.size()) {
+            if (const auto* a = std::get_if<append_op>(&journal_[journal_head_])) {
+                for (std::size_t k = 0; k < std::min(kept_entries, a->count); ++k) {
+                    durable_.entries.push_back(journal_entries_[journal_entries_head_ + k]);
+                }
+            }
+        }
         pending_.clear();
         journal_.clear();
         journal_head_ = 0;
@@ -202,6 +234,33 @@ public:
         journal_base_ = 0;
         live_ = durable_;
         failed_ = false;
+    }
+
+    /// Makes appends fail with `disk_full` (nothing written) until called with false.
+    void set_disk_full(bool full) noexcept { disk_full_ = full; }
+
+    /// Flips one bit of the durable (and, if present, written) entry at `i`, as bit rot would.
+    /// The store notices, as a checksummed one does: `recover()` and reads of that entry fail
+    /// with `corrupt_storage`. Returns false if the disk holds no entry there.
+    bool corrupt_durable_entry(log_index i, std::size_t bit) {
+        if (i < durable_.first || i > durable_last_index()) {
+            return false;
+        }
+        for (image* img : {&durable_, &live_}) {
+            if (i < img->first || i - img->first >= img->entries.size()) {
+                continue;
+            }
+            log_entry e = img->entries[i - img->first];
+            // A fresh buffer: payloads are shared with other nodes' logs in the simulator.
+            byte_vector bytes(e.payload.span().begin(), e.payload.span().end());
+            if (!bytes.empty()) {
+                bytes[(bit / 8) % bytes.size()] ^= static_cast<std::byte>(1U << (bit % 8));
+            }
+            e.payload = shared_bytes(byte_span(bytes));
+            img->entries.replace(i - img->first, std::move(e));
+            img->corrupt.insert(i);
+        }
+        return true;
     }
 
     [[nodiscard]] std::size_t pending_flushes() const noexcept { return pending_.size(); }
@@ -235,6 +294,8 @@ private:
         /// \invariant entries[k].index == first + k.
         entry_sequence entries;
         log_index first{1};
+        /// Indexes whose stored bytes were damaged (see `corrupt_durable_entry`).
+        std::set<log_index> corrupt;
         hard_state state;
         std::optional<synod::snapshot> stored_snapshot;
 
@@ -242,6 +303,7 @@ private:
             if (from >= first && from - first < entries.size()) {
                 entries.truncate(from - first);
             }
+            corrupt.erase(corrupt.lower_bound(from), corrupt.end());
         }
         void compact(log_index upto) {
             if (upto >= first + entries.size()) {
@@ -252,6 +314,7 @@ private:
             if (upto + 1 > first) {
                 first = upto + 1;
             }
+            corrupt.erase(corrupt.begin(), corrupt.upper_bound(upto));
         }
         void apply(const operation& op, std::vector<log_entry>& appended, std::size_t& head) {
             if (const auto* a = std::get_if<append_op>(&op)) {
@@ -311,6 +374,7 @@ private:
     std::deque<pending_flush> pending_;
     std::size_t flushes_completed_ = 0;
     bool failed_ = false;
+    bool disk_full_ = false;
 };
 
 static_assert(log_store<memory_log>);
