@@ -122,6 +122,16 @@ public:
         m.machine.reset();
     }
 
+    /// A crash in which part of the unflushed writes reached the disk (see
+    /// `memory_log::crash_torn`).
+    void crash_torn(node_id id, std::size_t kept_writes, std::size_t kept_entries) {
+        member& m = at(id);
+        m.node.reset();
+        world_.kill(m.owner);
+        m.log.crash_torn(kept_writes, kept_entries);
+        m.machine.reset();
+    }
+
     std::error_code restart(node_id id) {
         crash(id);
         return start(id);
@@ -134,6 +144,8 @@ public:
     }
     /// Freezes a node's process for `d`: its timers, messages and flushes wait.
     void pause(node_id id, duration d) { world_.pause(at(id).owner, world_.now() + d); }
+    /// Ends a pause early.
+    void resume(node_id id) { world_.resume(at(id).owner); }
 
     [[nodiscard]] bool is_up(node_id id) const { return static_cast<bool>(at(id).node); }
 

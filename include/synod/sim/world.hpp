@@ -81,6 +81,20 @@ public:
         paused_until_.at(owner) = std::max(paused_until_.at(owner), until);
     }
 
+    /// Ends a pause of `owner` now; its deferred events run at the current time.
+    void resume(std::uint32_t owner) {
+        if (owner < paused_until_.size() && paused_until_[owner] > now_) {
+            paused_until_[owner] = now_;
+            // Deferred events already carry the old pause end; bring them forward.
+            for (auto& e : queue_) {
+                if (e.owner == owner && e.at > now_ && e.deferred) {
+                    e.at = now_;
+                }
+            }
+            std::make_heap(queue_.begin(), queue_.end(), later);
+        }
+    }
+
     /// Runs the next event, advancing time to it. False when nothing is left.
     bool step() {
         while (!queue_.empty()) {
@@ -97,6 +111,7 @@ public:
             if (e.owner < paused_until_.size() && paused_until_[e.owner] > e.at) {
                 // Keeps its id, so a pending cancel still finds it.
                 e.at = paused_until_[e.owner];
+                e.deferred = true;
                 queue_.push_back(std::move(e));
                 std::push_heap(queue_.begin(), queue_.end(), later);
                 continue;
@@ -150,6 +165,8 @@ private:
         std::uint32_t owner;
         std::uint32_t incarnation;
         unique_function<void()> fn;
+        /// Moved to the end of a pause (so a resume may bring it back).
+        bool deferred = false;
     };
 
     /// Heap order: earliest time first, then scheduling order.

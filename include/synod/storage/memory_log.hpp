@@ -236,6 +236,9 @@ public:
         failed_ = false;
     }
 
+    /// Whether a failed flush has made the log refuse writes (until `crash`).
+    [[nodiscard]] bool failed() const noexcept { return failed_; }
+
     /// Makes appends fail with `disk_full` (nothing written) until called with false.
     void set_disk_full(bool full) noexcept { disk_full_ = full; }
 
