@@ -176,8 +176,8 @@ if(MODE STREQUAL "find_package")
       separate_arguments(outer_flags UNIX_COMMAND "${CXX_FLAGS} ${EXE_LINKER_FLAGS}")
       run("compile consumer with pkg-config flags"
         "${CXX_COMPILER}" ${outer_flags} ${pc_flag_list}
-        ${expected_defines}
-        "${CONSUMER_DIR}/main.cpp" -o "${WORK_DIR}/consumer-pkgconfig")
+        ${expected_defines} "-DSYNOD_CONSUMED_VIA=\"pkg-config\""
+        "${CONSUMER_DIR}/../consumer_main.cpp" -o "${WORK_DIR}/consumer-pkgconfig")
       run("run consumer built with pkg-config flags" "${WORK_DIR}/consumer-pkgconfig")
     endif()
   endif()

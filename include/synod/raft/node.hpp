@@ -864,11 +864,7 @@ private:
             return;
         }
         io_scheduled_ = true;
-        scheduler_.post([life = std::weak_ptr<node*>(lifetime_)] {
-            if (auto self = life.lock(); self && *self) {
-                (*self)->run_io();
-            }
-        });
+        scheduler_.post(guarded<&node::run_io>());
     }
 
     void run_io() {
@@ -901,11 +897,7 @@ private:
         flush_target_writes_ = writes_;
         flush_target_index_ = log_.last_index();
         ++counters_.flushes;
-        log_.flush([life = std::weak_ptr<node*>(lifetime_)](std::error_code ec) {
-            if (auto self = life.lock(); self && *self) {
-                (*self)->on_flushed(ec);
-            }
-        });
+        log_.flush(guarded<&node::on_flushed>());
     }
 
     void on_flushed(std::error_code ec) {
@@ -955,11 +947,7 @@ private:
             return;
         }
         apply_scheduled_ = true;
-        scheduler_.post([life = std::weak_ptr<node*>(lifetime_)] {
-            if (auto self = life.lock(); self && *self) {
-                (*self)->apply_committed();
-            }
-        });
+        scheduler_.post(guarded<&node::apply_committed>());
     }
 
     /// "If commitIndex > lastApplied: increment lastApplied, apply log[lastApplied] to state
@@ -1073,11 +1061,7 @@ private:
         }
         timer_armed_ = true;
         timer_at_ = at;
-        timer_ = scheduler_.schedule_at(at, [life = std::weak_ptr<node*>(lifetime_)] {
-            if (auto self = life.lock(); self && *self) {
-                (*self)->on_timer();
-            }
-        });
+        timer_ = scheduler_.schedule_at(at, guarded<&node::on_timer>());
     }
 
     void on_timer() {
@@ -1128,6 +1112,17 @@ private:
     }
 
     // --- plumbing ------------------------------------------------------------------------------
+
+    /// A callback for a policy that calls `Method` on this node if the node still exists:
+    /// it holds the node's lifetime token weakly, so callbacks outliving the node do nothing.
+    template <auto Method>
+    auto guarded() const {
+        return [life = std::weak_ptr<node*>(lifetime_)](auto&&... args) {
+            if (auto self = life.lock(); self && *self) {
+                ((*self)->*Method)(std::forward<decltype(args)>(args)...);
+            }
+        };
+    }
 
     /// The term of an entry the leader must still hold to replicate from it.
     [[nodiscard]] term term_of_held(log_index i) const {

@@ -1,15 +1,21 @@
-// synod consumer: FetchContent_Declare(synod SOURCE_DIR ...) + FetchContent_MakeAvailable.
+// The program every consumer project builds, however it found synod (add_subdirectory,
+// find_package, FetchContent, the Conan test package): SYNOD_CONSUMED_VIA names the way.
 //
-// Uses only the public headers synod promises to keep stable, and checks at run time (not with
-// assert: this is built in Release, where NDEBUG is defined) that they behave as documented.
+// Uses the public headers and checks at run time (not with assert: this is built in Release,
+// where NDEBUG is defined) that they behave as documented — including the umbrella header,
+// which needs synod's Boost dependency to have been found for the consumer.
 
 #include <synod/core/ids.hpp>
+#include <synod/synod.hpp>
 #include <synod/version.hpp>
 
 #include <cstdint>
 #include <cstdio>
 #include <type_traits>
 
+#ifndef SYNOD_CONSUMED_VIA
+#error "the consumer's CMakeLists.txt must define SYNOD_CONSUMED_VIA"
+#endif
 #if !defined(SYNOD_EXPECTED_VERSION_MAJOR) || !defined(SYNOD_EXPECTED_VERSION_MINOR) ||            \
     !defined(SYNOD_EXPECTED_VERSION_PATCH)
 #error "the consumer's CMakeLists.txt must define SYNOD_EXPECTED_VERSION_{MAJOR,MINOR,PATCH}"
@@ -58,10 +64,15 @@ int main() {
               synod::version.patch == SYNOD_EXPECTED_VERSION_PATCH,
           "header version matches the CMake project version");
 
+    // A message through the wire codec and back.
+    const synod::message sent = synod::timeout_now{leader, synod::node_id{4}, current};
+    const auto decoded = synod::wire::decode_frame(synod::wire::encode_frame(sent));
+    check(decoded.has_value() && *decoded == sent, "a frame decodes to the message encoded");
+
     if (failures != 0) {
         return 1;
     }
-    std::printf("synod %d.%d.%d consumed via FetchContent: OK\n", synod::version.major,
-                synod::version.minor, synod::version.patch);
+    std::printf("synod %d.%d.%d consumed via %s: OK\n", synod::version.major, synod::version.minor,
+                synod::version.patch, SYNOD_CONSUMED_VIA);
     return 0;
 }
