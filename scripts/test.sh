@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Builds synod and runs its tests with one CMake preset (default: dev = Debug, -Werror).
-#   scripts/test.sh [preset]       presets: dev release asan-ubsan tsan clang
+#   scripts/test.sh [preset [ctest arguments...]]   presets: dev release asan-ubsan tsan clang
 # SYNOD_SEEDS=N raises the iteration count of the seeded property and simulation sweeps.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 preset=${1:-dev}
+shift || true
 
 scripts/deps.sh
 cmake --preset "$preset" >/dev/null
 cmake --build --preset "$preset" -j "$(nproc)"
-ctest --preset "$preset" -j "$(nproc)"
+ctest --preset "$preset" -j "$(nproc)" "$@"
