@@ -1,7 +1,30 @@
 #include <doctest/doctest.h>
 
+#include "storage/log_store_conformance.hpp"
+
 #include <synod/storage/entry_sequence.hpp>
 #include <synod/storage/memory_log.hpp>
+
+namespace synod::test {
+
+/// memory_log in the conformance suite: a reopen is `crash()`, which loses what was not
+/// flushed.
+struct memory_log_fixture {
+    storage::memory_log current;
+
+    memory_log_fixture() { REQUIRE_FALSE(current.recover()); }
+    storage::memory_log& log() { return current; }
+    void reopen() {
+        current.crash();
+        REQUIRE_FALSE(current.recover());
+    }
+    void settle() {}
+};
+
+} // namespace synod::test
+
+TYPE_TO_STRING_AS("memory_log", synod::test::memory_log_fixture);
+SYNOD_LOG_STORE_CONFORMANCE(synod::test::memory_log_fixture);
 
 namespace {
 
@@ -17,36 +40,6 @@ std::vector<log_entry> entries(std::uint64_t from, std::uint64_t to, std::uint64
                                 shared_bytes(std::string(payload, 'x'))});
     }
     return out;
-}
-
-TEST_CASE("memory_log: a fresh log is empty at index 1 with term 0 at index 0") {
-    memory_log log;
-    CHECK_FALSE(log.recover());
-    CHECK(log.first_index() == log_index{1});
-    CHECK(log.last_index() == log_index{0});
-    CHECK(log.term_at(log_index{0}) == term{0});
-    CHECK_FALSE(log.term_at(log_index{1}).has_value());
-}
-
-TEST_CASE("memory_log: append, read with a byte budget, truncate") {
-    memory_log log;
-    REQUIRE_FALSE(log.append(entries(1, 10, 1)));
-    CHECK(log.last_index() == log_index{10});
-    std::vector<log_entry> out;
-    REQUIRE_FALSE(
-        log.entries(log_index{1}, log_index{11}, 3 * entry_cost(entries(1, 1, 1)[0]), out));
-    CHECK(out.size() == 3);
-    out.clear();
-    REQUIRE_FALSE(log.entries(log_index{4}, log_index{11}, 0, out));
-    CHECK(out.size() == 1); // always at least one
-    CHECK(log.entries(log_index{0}, log_index{2}, 100, out) == errc::index_out_of_range);
-    CHECK(log.entries(log_index{5}, log_index{12}, 100, out) == errc::index_out_of_range);
-
-    REQUIRE_FALSE(log.truncate_suffix(log_index{6}));
-    CHECK(log.last_index() == log_index{5});
-    CHECK(log.append(entries(7, 7, 2)) == errc::invalid_argument); // leaves a gap
-    REQUIRE_FALSE(log.append(entries(6, 8, 2)));
-    CHECK(log.term_at(log_index{8}) == term{2});
 }
 
 TEST_CASE("memory_log: a crash loses exactly what was written after the last completed flush") {
@@ -94,25 +87,6 @@ TEST_CASE("memory_log: a failed flush reports storage_failure and the log refuse
     CHECK(log.append(entries(2, 2, 1)) == errc::storage_failure);
     CHECK(log.save_hard_state({}) == errc::storage_failure);
     CHECK(log.durable_last_index() == log_index{0}); // the failed flush made nothing durable
-}
-
-TEST_CASE("memory_log: compaction needs a covering snapshot and keeps term_at at the boundary") {
-    memory_log log;
-    REQUIRE_FALSE(log.append(entries(1, 10, 3)));
-    CHECK(log.compact_prefix(log_index{5}) == errc::invalid_argument); // no snapshot yet
-    snapshot snap{{log_index{5}, term{3}, membership({node_id{1}})}, shared_bytes("state")};
-    REQUIRE_FALSE(log.save_snapshot(snap));
-    REQUIRE_FALSE(log.compact_prefix(log_index{5}));
-    CHECK(log.first_index() == log_index{6});
-    CHECK(log.term_at(log_index{5}) == term{3});
-    CHECK_FALSE(log.term_at(log_index{4}).has_value());
-    CHECK(log.latest_snapshot() == snap);
-    // Compacting past the end leaves an empty log after the snapshot.
-    REQUIRE_FALSE(log.save_snapshot({{log_index{20}, term{4}, membership({node_id{1}})}, {}}));
-    REQUIRE_FALSE(log.compact_prefix(log_index{20}));
-    CHECK(log.first_index() == log_index{21});
-    CHECK(log.last_index() == log_index{20});
-    CHECK(log.term_at(log_index{20}) == term{4});
 }
 
 TEST_CASE("memory_log: the executor mode hands completion to the caller's scheduler") {

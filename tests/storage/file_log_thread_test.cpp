@@ -1,0 +1,207 @@
+// file_log with its flush work off the node's thread: on a hand-driven executor (the shape of
+// the simulator, deterministic) and on a real I/O thread (run under ThreadSanitizer).
+
+#include <doctest/doctest.h>
+
+#include "storage/file_log_fixtures.hpp"
+#include "storage/log_store_conformance.hpp"
+
+#include <synod/storage/io_worker.hpp>
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace synod;
+using storage::file_op;
+using test::conformance::make_entries;
+using test::conformance::read_all;
+
+TEST_CASE("file_log with deferred flush work: the callback waits for the work and the posted "
+          "completion, and writes made meanwhile ride on the next flush") {
+    test::deferred_file_log_fixture f;
+    auto& log = f.log();
+    REQUIRE_FALSE(log.append(make_entries(1, 5, 1)));
+    std::vector<int> done;
+    log.flush([&](std::error_code ec) {
+        CHECK_FALSE(ec);
+        done.push_back(1);
+    });
+    CHECK(f.jobs.size() == 1);
+    CHECK(done.empty());
+    // Appends continue while the flush is in flight; two more flushes wait for it.
+    REQUIRE_FALSE(log.append(make_entries(6, 8, 1)));
+    log.flush([&](std::error_code) { done.push_back(2); });
+    REQUIRE_FALSE(log.append(make_entries(9, 9, 1)));
+    log.flush([&](std::error_code) { done.push_back(3); });
+    CHECK(f.jobs.size() == 1); // one flush in flight at a time
+    f.disk.clear_trace();
+    f.run_jobs();
+    CHECK(done.empty()); // the work is done, the completion not yet run
+    CHECK(f.posted.size() == 1);
+    f.run_posted();
+    CHECK(done == std::vector<int>{1});
+    CHECK(log.durable_last_index() == log_index{5});
+    CHECK(f.jobs.size() == 1); // the next flush covers both waiting callbacks
+    f.settle();
+    CHECK(done == std::vector<int>{1, 2, 3});
+    CHECK(log.durable_last_index() == log_index{9});
+    CHECK(f.disk.count(file_op::sync) == 2); // one fdatasync per flush, not per callback
+}
+
+TEST_CASE("file_log with deferred flush work: records appended while a flush is in flight land "
+          "after the bytes it writes, and read back from disk intact") {
+    storage::recording_files disk;
+    std::deque<unique_function<void()>> queue; // flush work and completions, in order
+    storage::file_log_options o = test::small_log_options("/log");
+    o.cache_bytes = 0; // every durable entry is read back from disk
+    o.io_executor = [&](unique_function<void()> job) { queue.push_back(std::move(job)); };
+    o.post = [&](unique_function<void()> fn) { queue.push_back(std::move(fn)); };
+    storage::basic_file_log<storage::recording_files> log(std::move(o), disk);
+    REQUIRE_FALSE(log.recover());
+    std::vector<log_entry> all;
+    std::size_t flushed = 0;
+    for (std::uint64_t i = 1; i <= 60; ++i) {
+        const auto e = make_entries(i, i, 1, 10 + (i * 13) % 150);
+        REQUIRE_FALSE(log.append(e));
+        all.push_back(e[0]);
+        REQUIRE_FALSE(log.save_hard_state({term{1}, node_id{1}, log_index{i / 2}}));
+        log.flush([&](std::error_code ec) {
+            CHECK_FALSE(ec);
+            ++flushed;
+        });
+        if (i % 3 == 0 && !queue.empty()) { // let the disk make progress now and then
+            auto job = std::move(queue.front());
+            queue.pop_front();
+            job();
+        }
+    }
+    while (!queue.empty()) {
+        auto job = std::move(queue.front());
+        queue.pop_front();
+        job();
+    }
+    CHECK(flushed == 60);
+    CHECK(log.cached_entries() == 0);
+    CHECK(read_all(log, log_index{1}, log_index{61}) == all);
+}
+
+TEST_CASE("file_log with deferred flush work: truncate_suffix runs a queued flush itself, never "
+          "runs callbacks inside itself, and the late job does nothing") {
+    test::deferred_file_log_fixture f;
+    auto& log = f.log();
+    REQUIRE_FALSE(log.append(make_entries(1, 10, 1)));
+    bool flushed = false;
+    log.flush([&](std::error_code ec) {
+        CHECK_FALSE(ec);
+        flushed = true;
+    });
+    REQUIRE(f.jobs.size() == 1);
+    // The executor has not run the job (it would, later, on this very thread): waiting for it
+    // must not deadlock.
+    REQUIRE_FALSE(log.truncate_suffix(log_index{6}));
+    CHECK_FALSE(flushed);
+    CHECK(log.last_index() == log_index{5});
+    f.settle();
+    CHECK(flushed);
+    auto crashed = f.disk.crash_image();
+    storage::basic_file_log<storage::recording_files> reopened(test::small_log_options("/log"),
+                                                               crashed);
+    REQUIRE_FALSE(reopened.recover());
+    CHECK(reopened.last_index() == log_index{5});
+}
+
+TEST_CASE("file_log with deferred flush work: a failed fsync completes the flush in flight and "
+          "every later one with the error") {
+    test::deferred_file_log_fixture f;
+    auto& log = f.log();
+    REQUIRE_FALSE(log.append(make_entries(1, 2, 1)));
+    std::vector<std::error_code> results;
+    log.flush([&](std::error_code ec) { results.push_back(ec); });
+    REQUIRE_FALSE(log.append(make_entries(3, 3, 1)));
+    log.flush([&](std::error_code ec) { results.push_back(ec); });
+    f.disk.fail_next(file_op::sync, std::make_error_code(std::errc::io_error));
+    f.settle();
+    REQUIRE(results.size() == 2);
+    CHECK(results[0] == errc::storage_failure);
+    CHECK(results[1] == errc::storage_failure);
+    CHECK(log.append(make_entries(4, 4, 1)) == errc::storage_failure);
+    log.flush([&](std::error_code ec) { results.push_back(ec); });
+    f.settle();
+    CHECK(results.back() == errc::storage_failure);
+}
+
+TEST_CASE("file_log with deferred flush work: destroying the log with a flush queued finishes "
+          "the work; the job and completion that run later do nothing") {
+    test::deferred_file_log_fixture f;
+    REQUIRE_FALSE(f.log().append(make_entries(1, 3, 1)));
+    bool called = false;
+    f.log().flush([&](std::error_code) { called = true; });
+    REQUIRE(f.jobs.size() == 1);
+    f.current.reset();
+    f.settle();          // the stale job, then nothing
+    CHECK_FALSE(called); // the node it belonged to is gone
+    storage::basic_file_log<storage::recording_files> reopened(test::small_log_options("/log"),
+                                                               f.disk.crash_image());
+    REQUIRE_FALSE(reopened.recover());
+    CHECK(reopened.last_index() == log_index{3}); // the work itself was done durably
+}
+
+TEST_CASE("file_log with an I/O thread: appends, flushes, truncations and reads of evicted "
+          "entries race the flush thread safely, and everything flushed is there after a "
+          "reopen") {
+    test::threaded_file_log_fixture f;
+    std::uint64_t next = 1;
+    std::size_t requested = 0;
+    std::atomic<std::size_t> completed{0};
+    for (int round = 0; round < 60; ++round) {
+        REQUIRE_FALSE(f.log().append(make_entries(next, next + 19, 1 + round / 20, 64)));
+        next += 20;
+        ++requested;
+        f.log().flush([&](std::error_code ec) {
+            CHECK_FALSE(ec);
+            ++completed;
+        });
+        if (round % 7 == 6) {
+            REQUIRE_FALSE(f.log().truncate_suffix(log_index{next - 5}));
+            next -= 5;
+        }
+        // Old entries come back from disk while the thread writes new ones.
+        const auto back = read_all(f.log(), log_index{1}, log_index{11});
+        CHECK(back.size() == 10);
+        f.settle();
+    }
+    while (completed < requested) {
+        f.settle();
+    }
+    const log_index last = f.log().last_index();
+    CHECK(last == log_index{next - 1});
+    const auto before = read_all(f.log(), log_index{1}, last + 1);
+    f.reopen();
+    CHECK(read_all(f.log(), log_index{1}, last + 1) == before);
+}
+
+TEST_CASE("io_worker: runs jobs in order on its thread and finishes them before it stops") {
+    std::vector<int> order;
+    std::atomic<bool> other_thread{true};
+    const auto main_thread = std::this_thread::get_id();
+    {
+        storage::io_worker worker;
+        auto run = worker.executor();
+        for (int i = 0; i < 50; ++i) {
+            run([&, i] {
+                order.push_back(i);
+                if (std::this_thread::get_id() == main_thread) {
+                    other_thread = false;
+                }
+            });
+        }
+    }
+    CHECK(other_thread);
+    REQUIRE(order.size() == 50);
+    CHECK(std::is_sorted(order.begin(), order.end()));
+}
+
+} // namespace
