@@ -13,15 +13,14 @@
 ///
 /// A model describes the sequential object:
 ///
-/// | member                                   | meaning                                         |
-/// |------------------------------------------|-------------------------------------------------|
-/// | `Model::state`                           | value type, equality-comparable, `std::hash`-able |
-/// | `Model::input`, `Model::output`          | an operation's arguments and answer             |
-/// | `Model::initial()`                       | the object's initial state                      |
-/// | `Model::step(s, in, out) -> std::optional<state>` | the state after applying `in` to `s` if it
-/// could answer `out`; `out` empty = unknown outcome, accept any answer | | `Model::partition(in)`
-/// | key of the independent sub-object `in` touches  | | `Model::describe(in, out)`               |
-/// text for reports                                |
+/// | member | meaning |
+/// |---|---|
+/// | `Model::state` | value type, equality-comparable, `std::hash`-able |
+/// | `Model::input`, `Model::output` | an operation's arguments and answer |
+/// | `Model::initial()` | the object's initial state |
+/// | `Model::step(s, in, out) -> std::optional<state>` | the state after applying `in` to `s` if it could answer `out`; `out` empty = unknown outcome, accept any answer |
+/// | `Model::partition(in)` | key of the independent sub-object `in` touches |
+/// | `Model::describe(in, out)` | text for reports |
 
 #include <synod/sim/world.hpp>
 

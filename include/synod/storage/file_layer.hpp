@@ -14,22 +14,22 @@
 /// `std::errc::operation_would_block` for a held lock, `std::errc::io_error`, ...). The log
 /// maps them to `synod::errc` and keeps the message for its error detail.
 ///
-/// | expression                 | effect                                                     |
-/// |----------------------------|------------------------------------------------------------|
-/// | `f.open(p, mode, out)`     | opens `p` for reading and writing (`create`: creates it or
-/// empties it) | | `f.close(h)`               | closes `h` | | `f.read_at(h, off, buf, got)` |
-/// reads up to `buf.size()` bytes at `off`; `got < buf.size()` only at end of file | |
-/// `f.write_at(h, off, data)` | writes all of `data` at `off` (not durable until `sync`)   | |
-/// `f.file_size(h, size)`     | current size of the file                                   | |
-/// `f.truncate(h, off)`       | sets the size to `off` (not durable until `sync`)          | |
-/// `f.sync(h)`                | makes the file's data and size durable (`fdatasync`)       | |
-/// `f.sync_directory(p)`      | makes creations, renames and removals in directory `p` durable | |
-/// `f.rename(p, q)`           | atomically replaces `q` with `p` (durable after `sync_directory`) |
-/// | `f.remove(p)`              | removes the name `p` (durable after `sync_directory`)      |
-/// | `f.list(p, names)`         | the names of the files in directory `p`, without the directory |
-/// | `f.create_directory(p)`    | creates `p` and missing parents, durably; no error if it exists |
-/// | `f.lock(p, out)`           | creates `p` if needed and takes an exclusive lock on it, or fails
-/// with `operation_would_block` | | `f.unlock(h)`              | releases the lock and closes `h` |
+/// | expression | effect |
+/// |---|---|
+/// | `f.open(p, mode, out)` | opens `p` for reading and writing (`create`: creates it or empties it) |
+/// | `f.close(h)` | closes `h` |
+/// | `f.read_at(h, off, buf, got)` | reads up to `buf.size()` bytes at `off`; `got < buf.size()` only at end of file |
+/// | `f.write_at(h, off, data)` | writes all of `data` at `off` (not durable until `sync`) |
+/// | `f.file_size(h, size)` | current size of the file |
+/// | `f.truncate(h, off)` | sets the size to `off` (not durable until `sync`) |
+/// | `f.sync(h)` | makes the file's data and size durable (`fdatasync`) |
+/// | `f.sync_directory(p)` | makes creations, renames and removals in directory `p` durable |
+/// | `f.rename(p, q)` | atomically replaces `q` with `p` (durable after `sync_directory`) |
+/// | `f.remove(p)` | removes the name `p` (durable after `sync_directory`) |
+/// | `f.list(p, names)` | the names of the files in directory `p`, without the directory |
+/// | `f.create_directory(p)` | creates `p` and missing parents, durably; no error if it exists |
+/// | `f.lock(p, out)` | creates `p` if needed and takes an exclusive lock on it, or fails with `operation_would_block` |
+/// | `f.unlock(h)` | releases the lock and closes `h` |
 ///
 /// Concurrency: a log may call `read_at` on its own thread while one other thread runs its
 /// flush work through the same layer; models must allow that (POSIX calls do; the recording

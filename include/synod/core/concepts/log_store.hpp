@@ -12,31 +12,21 @@
 /// `lo`, `hi` `log_index`es, `budget` a `std::size_t`, `out` a `std::vector<log_entry>&`, `hs` a
 /// `const hard_state&`, `s` a `const snapshot&`, `cb` a move-only `void(std::error_code)`:
 ///
-/// | expression                  | result                       | pre / post                   |
-/// |-----------------------------|------------------------------|------------------------------|
-/// | `l.recover()`               | `std::error_code`            | loads durable state; called once
-/// before any other call. Corrupt state is an error, never silently dropped | | `cl.first_index()`
-/// | `log_index`                  | first entry held; `snapshot.last_index + 1` after compaction, 1
-/// for a fresh log | | `cl.last_index()`           | `log_index`                  | last entry
-/// held; `first_index() - 1` when empty | | `cl.term_at(i)`             | `std::optional<term>` |
-/// term of entry `i`; also answers for `first_index() - 1` (the snapshot's term, or term 0 at index
-/// 0); `nullopt` outside that range | | `cl.entries(lo,hi,budget,out)` | `std::error_code` | pre:
-/// `first_index() <= lo <= hi <= last_index() + 1`. Appends entries [lo, hi) to `out`, stopping
-/// once their `entry_cost` sum reaches `budget` but always at least one entry when `lo < hi`.
-/// `index_out_of_range` if pre fails | | `l.append(es)`              | `std::error_code` | pre:
-/// `es` contiguous, `es[0].index == last_index() + 1`. `invalid_argument` otherwise;
-/// `storage_failure` once the log is failed | | `l.truncate_suffix(i)`      | `std::error_code` |
-/// removes entries `>= i`; pre: `i > ` the durable commit index the node passed in `hard_state` |
-/// | `l.compact_prefix(i)`       | `std::error_code`            | pre: a saved snapshot covers `i`.
-/// Removes entries `<= i`; if `i > last_index()` the log becomes empty with `first_index() == i +
-/// 1` | | `l.save_hard_state(hs)`     | `std::error_code`            | replaces the hard state | |
-/// `cl.saved_hard_state()`     | `hard_state`                 | the latest saved (not necessarily
-/// durable) hard state | | `l.save_snapshot(s)`        | `std::error_code`            | replaces
-/// the stored snapshot | | `cl.latest_snapshot()`      | `std::optional<snapshot>`    | the latest
-/// saved snapshot, if any | | `l.flush(cb)`               | (ignored)                    | `cb(ec)`
-/// runs exactly once, on the node's context, after every write made before the call is durable
-/// (`ec` empty) or has failed (`ec` set; the log then refuses writes). `cb` may run inside `flush`
-/// itself |
+/// | expression | result | pre / post |
+/// |---|---|---|
+/// | `l.recover()` | `std::error_code` | loads durable state; called once, before any other call. Corrupt state is an error, never silently dropped |
+/// | `cl.first_index()` | `log_index` | first entry held: `snapshot.last_index + 1` after compaction, 1 for a fresh log |
+/// | `cl.last_index()` | `log_index` | last entry held; `first_index() - 1` when empty |
+/// | `cl.term_at(i)` | `std::optional<term>` | term of entry `i`; also answers for `first_index() - 1` (the snapshot's term, or term 0 at index 0); `nullopt` outside that range |
+/// | `cl.entries(lo, hi, budget, out)` | `std::error_code` | pre: `first_index() <= lo <= hi <= last_index() + 1`, else `index_out_of_range`. Appends entries [lo, hi) to `out`, stopping once their `entry_cost` sum reaches `budget`, but always at least one entry when `lo < hi` |
+/// | `l.append(es)` | `std::error_code` | pre: `es` contiguous, `es[0].index == last_index() + 1`, else `invalid_argument`; `disk_full` writes nothing; `storage_failure` once the log has failed |
+/// | `l.truncate_suffix(i)` | `std::error_code` | removes entries `>= i`; pre: `i` above the commit index the node saved |
+/// | `l.compact_prefix(i)` | `std::error_code` | pre: a saved snapshot covers `i`. Removes entries `<= i`; if `i > last_index()` the log becomes empty with `first_index() == i + 1` |
+/// | `l.save_hard_state(hs)` | `std::error_code` | replaces the hard state |
+/// | `cl.saved_hard_state()` | `hard_state` | the latest saved (not necessarily durable) hard state |
+/// | `l.save_snapshot(s)` | `std::error_code` | replaces the stored snapshot |
+/// | `cl.latest_snapshot()` | `std::optional<snapshot>` | the latest saved snapshot, if any |
+/// | `l.flush(cb)` | (ignored) | `cb(ec)` runs exactly once, on the node's context, after every write made before the call is durable (`ec` empty) or has failed (`ec` set; the log then refuses writes). `cb` may run inside `flush` itself |
 ///
 /// Context: every call is made on the node's scheduler context. Storage I/O may happen on
 /// other threads as long as `cb` is posted back.

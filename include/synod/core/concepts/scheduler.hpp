@@ -8,14 +8,13 @@
 /// Requirements, for `s` an `S&`, `f` a move-only `void()` callable, `at` an
 /// `S::time_point`, `h` an `S::timer_handle`:
 ///
-/// | expression           | result            | notes                                          |
-/// |----------------------|-------------------|------------------------------------------------|
-/// | `S::time_point`      | type              | the same type as the node's `Clock::time_point` |
-/// | `S::timer_handle`    | type              | copyable; default-constructed names no timer   |
-/// | `s.post(f)`          | (ignored)         | runs `f` later on the context, never inside `post`;
-/// FIFO among posts | | `s.schedule_at(at,f)`| `S::timer_handle` | runs `f` on the context once the
-/// clock reaches `at` | | `s.cancel(h)`        | `bool`            | true: `f` had not run and
-/// never will; false: it ran, is running, or `h` names no timer |
+/// | expression | result | notes |
+/// |---|---|---|
+/// | `S::time_point` | type | the same type as the node's `Clock::time_point` |
+/// | `S::timer_handle` | type | copyable; default-constructed names no timer |
+/// | `s.post(f)` | (ignored) | runs `f` later on the context, never inside `post`; FIFO among posts |
+/// | `s.schedule_at(at, f)` | `S::timer_handle` | runs `f` on the context once the clock reaches `at` |
+/// | `s.cancel(h)` | `bool` | true: `f` had not run and never will; false: it ran, is running, or `h` names no timer |
 ///
 /// Context: all calls are made from the scheduler's own context. A scheduler may be driven by
 /// several threads (an Asio strand) as long as the callables it runs never overlap.

@@ -7,14 +7,12 @@
 /// Requirements, for `m` an `M&`, `cm` a `const M&`, `e` a `const log_entry&`, `b` a
 /// `byte_span`:
 ///
-/// | expression      | result              | notes                                               |
-/// |-----------------|---------------------|-----------------------------------------------------|
-/// | `M::result_type`| movable type        | what `propose`'s completion receives                |
-/// | `m.apply(e)`    | `M::result_type`    | deterministic in (state, e); called in index order,
-/// once per entry per node start, for `entry_kind::normal` entries only. Bad commands yield an
-/// error *result*, never an exception or divergence | | `cm.snapshot()` | convertible to
-/// `shared_bytes` | the whole state, self-describing and versioned | | `m.restore(b)`  |
-/// `std::error_code`   | replaces the state with a snapshot's; on error the state is unchanged |
+/// | expression | result | notes |
+/// |---|---|---|
+/// | `M::result_type` | movable type | what `propose`'s completion receives |
+/// | `m.apply(e)` | `M::result_type` | deterministic in (state, e); called in index order, once per entry per node start, for `entry_kind::normal` entries only. Bad commands yield an error *result*, never an exception or divergence |
+/// | `cm.snapshot()` | convertible to `shared_bytes` | the whole state, self-describing and versioned |
+/// | `m.restore(b)` | `std::error_code` | replaces the state with a snapshot's; on error the state is unchanged |
 ///
 /// Context: called on the node's scheduler context.
 
