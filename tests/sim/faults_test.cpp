@@ -26,6 +26,23 @@ TEST_CASE("world: a paused process's events wait until the pause ends") {
     CHECK(ran_at == t0 + 10ms);
 }
 
+TEST_CASE("world: resume ends a pause early; the deferred events run at once, in order") {
+    sim::world w;
+    auto owner = w.add_owner();
+    sim::process_scheduler s(w, owner);
+    const auto t0 = w.now();
+    std::vector<int> order;
+    s.schedule_at(t0 + 1ms, [&] { order.push_back(1); });
+    s.schedule_at(t0 + 2ms, [&] { order.push_back(2); });
+    w.pause(owner, t0 + 1h);
+    w.run_for(5ms); // both are due, both wait
+    CHECK(order.empty());
+    w.resume(owner);
+    w.run_for(0ms);
+    CHECK(order == std::vector<int>{1, 2});
+    CHECK(w.now() == t0 + 5ms);
+}
+
 TEST_CASE("process_time: jumps forward, drifts, stays monotonic, and timers follow local time") {
     sim::world w;
     sim::process_time t(w);
