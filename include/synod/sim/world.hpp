@@ -95,9 +95,10 @@ public:
         }
     }
 
-    /// Runs the next event, advancing time to it. False when nothing is left.
-    bool step() {
-        while (!queue_.empty()) {
+    /// Runs the next event due no later than `limit`, advancing time to it. False when none
+    /// is. (Cancelled, killed and paused events are skipped without counting as the step.)
+    bool step(time_point limit = time_point::max()) {
+        while (!queue_.empty() && queue_.front().at <= limit) {
             std::pop_heap(queue_.begin(), queue_.end(), later);
             event e = std::move(queue_.back());
             queue_.pop_back();
@@ -130,8 +131,7 @@ public:
 
     /// Runs every event up to and including `until`, then sets the time to `until`.
     void run_until(time_point until) {
-        while (!queue_.empty() && queue_.front().at <= until) {
-            step();
+        while (step(until)) {
         }
         now_ = std::max(now_, until);
     }
@@ -143,11 +143,10 @@ public:
     bool run_until(Done&& done, duration limit) {
         const time_point deadline = now_ + limit;
         while (!done()) {
-            if (queue_.empty() || queue_.front().at > deadline) {
+            if (!step(deadline)) {
                 now_ = std::max(now_, deadline);
                 return done();
             }
-            step();
         }
         return true;
     }
