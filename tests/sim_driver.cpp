@@ -89,6 +89,8 @@ int main(int argc, char** argv) {
     std::size_t operations = 0;
     std::size_t unknown = 0;
     std::size_t failed = 0;
+    std::uint64_t snapshot_chunks = 0;
+    std::uint64_t snapshot_installs = 0;
     double simulated = 0;
     const auto start = std::chrono::steady_clock::now();
     for (std::uint64_t seed = a.first; seed < a.first + a.count; ++seed) {
@@ -96,6 +98,8 @@ int main(int argc, char** argv) {
         total += r.hits;
         operations += r.operations;
         unknown += r.unknown_operations;
+        snapshot_chunks += r.snapshot_chunks;
+        snapshot_installs += r.snapshot_installs;
         simulated += std::chrono::duration<double>(r.simulated).count();
         if (a.replay || !a.quiet) {
             std::printf("seed %llu: %zu nodes, %zu operations (%zu unknown), trace %016llx: %s\n",
@@ -135,7 +139,16 @@ int main(int argc, char** argv) {
     if (never > 0 && !a.replay) {
         std::printf("%zu fault classes were never hit: the sweep did not test them\n", never);
     }
+    std::printf("InstallSnapshot: %llu chunks sent, %llu snapshots installed\n",
+                static_cast<unsigned long long>(snapshot_chunks),
+                static_cast<unsigned long long>(snapshot_installs));
+    // A sweep of any size should move followers through snapshots; if none did, the
+    // compaction settings stopped exercising that path.
+    const bool snapshots_untested = snapshot_installs == 0 && a.count >= 50 && !a.replay;
+    if (snapshots_untested) {
+        std::printf("no follower installed a snapshot: the sweep did not test InstallSnapshot\n");
+    }
     std::printf("%zu seeds passed, %zu seeds failed\n", static_cast<std::size_t>(a.count) - failed,
                 failed);
-    return failed > 0 || (never > 0 && !a.replay) ? 1 : 0;
+    return failed > 0 || (never > 0 && !a.replay) || snapshots_untested ? 1 : 0;
 }

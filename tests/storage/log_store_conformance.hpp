@@ -183,6 +183,9 @@ TEST_CASE_TEMPLATE_DEFINE("log_store conformance: compact_prefix needs a coverin
     CHECK(log.compact_prefix(log_index{5}) == errc::invalid_argument); // no snapshot yet
     REQUIRE_FALSE(log.save_snapshot(make_snapshot(4, 3)));
     CHECK(log.compact_prefix(log_index{5}) == errc::invalid_argument); // snapshot too old
+    // A saved snapshot alone moves no boundary: index 0 still has term 0.
+    CHECK(log.first_index() == log_index{1});
+    CHECK(log.term_at(log_index{0}) == term{});
     const snapshot snap = make_snapshot(5, 3);
     REQUIRE_FALSE(log.save_snapshot(snap));
     REQUIRE_FALSE(log.compact_prefix(log_index{5}));
@@ -196,6 +199,9 @@ TEST_CASE_TEMPLATE_DEFINE("log_store conformance: compact_prefix needs a coverin
     CHECK(read_all(log, log_index{6}, log_index{11}) == make_entries(6, 10, 3));
     REQUIRE_FALSE(log.compact_prefix(log_index{3})); // already compacted: nothing to do
     CHECK(log.first_index() == log_index{6});
+    // A snapshot older than the compacted prefix would leave entries no snapshot covers.
+    CHECK(log.save_snapshot(make_snapshot(3, 3)) == errc::invalid_argument);
+    CHECK(log.latest_snapshot() == snap);
 
     // Compacting past the end leaves an empty log after the snapshot.
     REQUIRE_FALSE(log.save_snapshot(make_snapshot(20, 4)));

@@ -145,6 +145,7 @@ public:
         m.done = coin();
         m.total_size = m.offset + m.data.size() + (m.done ? 0 : below(1 << 20));
         m.chunk_crc = static_cast<std::uint32_t>(u64());
+        m.snapshot_crc = static_cast<std::uint32_t>(u64());
         return m;
     }
 

@@ -89,6 +89,9 @@ struct snapshot_chunk_request {
     std::uint64_t total_size = 0;
     /// CRC32C of `data`.
     std::uint32_t chunk_crc = 0;
+    /// CRC32C of the whole snapshot (`total_size` bytes): the follower verifies the assembled
+    /// snapshot against it before restoring anything.
+    std::uint32_t snapshot_crc = 0;
     bool done = false;
     shared_bytes data;
 

@@ -54,6 +54,18 @@ struct config {
     /// Entries applied per batch before the node yields to other work on its scheduler.
     std::size_t max_apply_batch = 1024;
 
+    /// Log compaction (paper §7, thesis chapter 5): the node snapshots its state machine once
+    /// this many entries, or entries of this many bytes (`entry_cost`), have been applied since
+    /// its last snapshot; zero disables that trigger. With both zero the node never snapshots
+    /// on its own (it still installs snapshots its leader sends).
+    std::uint64_t snapshot_after_entries = 10'000;
+    std::uint64_t snapshot_after_bytes = std::uint64_t{64} << 20;
+    /// Entries kept in the log behind a snapshot, so a follower that lags only a little is
+    /// served from the log rather than by a whole snapshot.
+    std::uint64_t snapshot_keep_entries = 1'000;
+    /// InstallSnapshot chunk size. Chunks share a follower's inflight window with entries.
+    std::size_t snapshot_chunk_bytes = std::size_t{1} << 20;
+
     /// Diagnostics; silent when empty.
     log_sink sink;
 
@@ -63,7 +75,8 @@ struct config {
             election_timeout_max <= election_timeout_min || heartbeat_interval.count() <= 0 ||
             heartbeat_interval >= election_timeout_min || max_entries_per_append == 0 ||
             max_bytes_per_append == 0 || max_inflight_appends == 0 || max_inflight_bytes == 0 ||
-            max_uncommitted_bytes == 0 || max_proposal_bytes == 0 || max_apply_batch == 0) {
+            max_uncommitted_bytes == 0 || max_proposal_bytes == 0 || max_apply_batch == 0 ||
+            snapshot_chunk_bytes == 0) {
             return errc::invalid_argument;
         }
         if (!initial_membership.voters().empty() && !initial_membership.valid()) {

@@ -16,6 +16,11 @@
 ///   toward a commit quorum only for entries whose flush has completed;
 /// - entries are applied only once they are committed *and* durable on this node.
 /// Writes made in one turn of the scheduler share one flush (group commit).
+///
+/// Log compaction (paper §7, thesis chapter 5): the node snapshots its state machine when the
+/// config's thresholds say so and removes the covered prefix of its log, keeping a tail, only
+/// once the snapshot is durable. A follower that needs compacted entries receives the leader's
+/// snapshot in checksummed chunks; it restores it only after the whole has verified.
 
 #include <synod/core/assert.hpp>
 #include <synod/core/concepts.hpp>
@@ -28,6 +33,7 @@
 #include <synod/raft/quorum.hpp>
 #include <synod/raft/status.hpp>
 #include <synod/wire/codec.hpp>
+#include <synod/wire/crc32c.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -90,11 +96,14 @@ public:
         term_ = hs.current_term;
         voted_for_ = hs.voted_for;
         durable_index_ = log_.last_index();
+        applied_config_ = cfg_.initial_membership;
         if (auto snap = log_.latest_snapshot()) {
             if (auto ec = machine_.restore(snap->data.span())) {
                 return ec;
             }
             applied_ = snap->meta.last_index;
+            snapshot_index_ = snap->meta.last_index;
+            applied_config_ = snap->meta.config;
         }
         commit_ = std::max(applied_, std::min(hs.commit, log_.last_index()));
         if (auto ec = reload_membership()) {
@@ -175,8 +184,20 @@ public:
         s.applied_index = applied_;
         s.config = config_;
         s.stopped = stopped_;
+        s.snapshot_index = snapshot_index_;
+        if (incoming_) {
+            s.incoming_snapshot_index = incoming_->last_index;
+            s.incoming_snapshot_bytes = incoming_->bytes.size();
+        }
+        s.last_snapshot_rejection = last_snapshot_rejection_;
         for (const auto& [id, pr] : peers_) {
-            s.followers.push_back({id, pr.match, pr.next, pr.state, pr.window.count()});
+            follower_status f{id, pr.match, pr.next, pr.state, pr.window.count(), {}, 0, 0};
+            if (pr.transfer) {
+                f.snapshot_index = pr.transfer->image.meta.last_index;
+                f.snapshot_bytes = pr.transfer->image.data.size();
+                f.snapshot_acked = pr.transfer->acked;
+            }
+            s.followers.push_back(f);
         }
         s.counters = counters_;
         return s;
@@ -189,6 +210,8 @@ public:
     [[nodiscard]] log_index commit_index() const noexcept { return commit_; }
     [[nodiscard]] log_index applied_index() const noexcept { return applied_; }
     [[nodiscard]] log_index durable_index() const noexcept { return durable_index_; }
+    /// Last index covered by the log's latest snapshot (0: none).
+    [[nodiscard]] log_index snapshot_index() const noexcept { return snapshot_index_; }
     [[nodiscard]] bool stopped() const noexcept { return stopped_; }
     [[nodiscard]] const membership& config() const noexcept { return config_; }
     [[nodiscard]] const raft::counters& counters() const noexcept { return counters_; }
@@ -254,6 +277,10 @@ private:
                                                 term{}, log_index{}, req->round});
             } else if (const auto* vreq = std::get_if<vote_request>(&m)) {
                 send(vreq->from, vote_response{cfg_.id, vreq->from, term_, false, vreq->pre_vote});
+            } else if (const auto* sreq = std::get_if<snapshot_chunk_request>(&m)) {
+                send(sreq->from,
+                     snapshot_chunk_response{cfg_.id, sreq->from, term_, sreq->last_included_index,
+                                             0, false, false});
             } else {
                 drop(drop_reason::stale_term, m);
             }
@@ -491,14 +518,20 @@ private:
     void send_entries(node_id to, progress& pr) {
         const log_index last = log_.last_index();
         while (pr.can_send()) {
+            if (pr.state == replication_state::snapshot) {
+                send_snapshot_chunk(to, pr);
+                continue;
+            }
             if (pr.state == replication_state::replicate && pr.next > last) {
                 return;
             }
             const log_index prev = pr.next - 1;
             const std::optional<term> prev_term = log_.term_at(prev);
-            SYNOD_ASSERT(prev_term.has_value(),
-                         "a follower needs entries this log no longer holds, and snapshot "
-                         "transfer is not part of this build");
+            if (!prev_term) {
+                // Paper §7: the follower needs entries compacted away; it gets the snapshot.
+                start_snapshot_transfer(to, pr);
+                continue;
+            }
             append_request req{cfg_.id, to, term_, prev, *prev_term, commit_, ++rounds_, {}};
             if (pr.next <= last) {
                 const log_index hi = std::min(last + 1, pr.next + cfg_.max_entries_per_append);
@@ -527,6 +560,10 @@ private:
     /// rejected for entries still in flight; in probe state it is the next probe.
     void heartbeat(time_point now) {
         for (auto& [id, pr] : peers_) {
+            if (pr.state == replication_state::snapshot) {
+                heartbeat_snapshot(id, pr);
+                continue;
+            }
             if (pr.state == replication_state::probe) {
                 pr.probe_sent = false;
                 send_entries(id, pr);
@@ -544,14 +581,17 @@ private:
                 pr.stalled_heartbeats = 0;
             }
             pr.match_at_heartbeat = pr.match;
-            send(id, append_request{cfg_.id,
-                                    id,
-                                    term_,
-                                    pr.match,
-                                    *log_.term_at(pr.match),
-                                    std::min(commit_, pr.match),
-                                    ++rounds_,
-                                    {}});
+            if (const std::optional<term> match_term = log_.term_at(pr.match)) {
+                send(id, append_request{cfg_.id,
+                                        id,
+                                        term_,
+                                        pr.match,
+                                        *match_term,
+                                        std::min(commit_, pr.match),
+                                        ++rounds_,
+                                        {}});
+            } // else compaction overtook `match`: the appends in flight advance it, or the
+              // stall check above falls back to probing, which sends the snapshot.
             send_entries(id, pr);
         }
         heartbeat_deadline_ = now + duration(cfg_.heartbeat_interval);
@@ -566,6 +606,18 @@ private:
             return drop(drop_reason::index_out_of_range, resp);
         }
         pr->recently_active = true;
+        if (pr->state == replication_state::snapshot) {
+            // Answers to appends sent before the transfer began; only one showing that the
+            // follower can be served from the log again ends the transfer.
+            if (resp.success && resp.match_index > pr->match &&
+                resp.match_index + 1 >= log_.first_index()) {
+                pr->match = resp.match_index;
+                pr->become_replicate();
+                maybe_commit();
+                send_entries(resp.from, *pr);
+            }
+            return;
+        }
         if (resp.success) {
             if (resp.match_index > pr->match) {
                 pr->match = resp.match_index;
@@ -623,7 +675,8 @@ private:
                 next = lo + 1;
             }
         }
-        return std::clamp(next, log_.first_index(), last + 1);
+        // Below the first index the follower is sent the snapshot instead.
+        return std::clamp(next, log_index{1}, last + 1);
     }
 
     /// Paper §5.3/§5.4.2: advance the commit index to the highest index stored on a quorum,
@@ -763,10 +816,317 @@ private:
         }
     }
 
+    // --- snapshots and compaction (paper §7, thesis chapter 5) ------------------------------
+
+    /// Takes a snapshot of the state machine when the config's thresholds are reached, and
+    /// schedules the compaction it allows for when the snapshot is durable.
+    void maybe_take_snapshot() {
+        if (compaction_pending_ || stopped_) {
+            return;
+        }
+        const std::uint64_t since = applied_ - snapshot_index_;
+        const bool due =
+            (cfg_.snapshot_after_entries != 0 && since >= cfg_.snapshot_after_entries) ||
+            (cfg_.snapshot_after_bytes != 0 &&
+             applied_bytes_since_snapshot_ >= cfg_.snapshot_after_bytes);
+        if (!due || since == 0) {
+            return;
+        }
+        snapshot image{{applied_, *log_.term_at(applied_), applied_config_}, machine_.snapshot()};
+        if (auto ec = log_.save_snapshot(image)) {
+            return fail_storage(ec);
+        }
+        ++writes_;
+        ++counters_.snapshots_taken;
+        snapshot_index_ = applied_;
+        applied_bytes_since_snapshot_ = 0;
+        note(log_level::info, "snapshot taken", {{"index", applied_.value()}});
+        if (applied_.value() > cfg_.snapshot_keep_entries) {
+            compaction_pending_ = true;
+            compaction_upto_ = applied_ - cfg_.snapshot_keep_entries;
+            compaction_needs_writes_ = writes_;
+        }
+        schedule_io();
+    }
+
+    /// Removes entries through `upto` (all covered by a durable snapshot) from the log.
+    void compact_log(log_index upto) {
+        const log_index first = log_.first_index();
+        if (upto < first) {
+            return;
+        }
+        const log_index last = log_.last_index();
+        if (auto ec = log_.compact_prefix(upto)) {
+            return fail_storage(ec);
+        }
+        ++writes_;
+        counters_.entries_compacted += (std::min(upto, last) + 1) - first;
+        schedule_io();
+    }
+
+    /// The CRC32C of a snapshot's bytes, computed once per snapshot however many followers
+    /// receive it.
+    std::uint32_t snapshot_checksum(const snapshot& image) {
+        if (!checksum_cache_ || checksum_cache_->first != image.meta.last_index) {
+            checksum_cache_.emplace(image.meta.last_index, wire::crc32c(image.data.span()));
+        }
+        return checksum_cache_->second;
+    }
+
+    void start_snapshot_transfer(node_id to, progress& pr) {
+        std::optional<snapshot> image = log_.latest_snapshot();
+        SYNOD_ASSERT(image.has_value() && image->meta.last_index + 1 >= log_.first_index(),
+                     "entries were compacted that no snapshot covers");
+        const std::uint32_t crc = snapshot_checksum(*image);
+        ++counters_.snapshot_transfers_started;
+        note(log_level::info, "sending snapshot",
+             {{"to", to.value()},
+              {"index", image->meta.last_index.value()},
+              {"bytes", image->data.size()}});
+        pr.become_snapshot(std::move(*image), crc);
+    }
+
+    void send_snapshot_chunk(node_id to, progress& pr) {
+        snapshot_transfer& t = *pr.transfer;
+        const std::uint64_t total = t.image.data.size();
+        const std::size_t n = static_cast<std::size_t>(
+            std::min<std::uint64_t>(cfg_.snapshot_chunk_bytes, total - t.sent));
+        snapshot_chunk_request req;
+        req.from = cfg_.id;
+        req.to = to;
+        req.term = term_;
+        req.last_included_index = t.image.meta.last_index;
+        req.last_included_term = t.image.meta.last_term;
+        req.config = t.image.meta.config;
+        req.offset = t.sent;
+        req.total_size = total;
+        req.data = shared_bytes(t.image.data.span().subspan(static_cast<std::size_t>(t.sent), n));
+        req.chunk_crc = wire::crc32c(req.data.span());
+        req.snapshot_crc = t.crc;
+        req.done = t.sent + n == total;
+        t.sent += n;
+        t.all_sent = req.done;
+        // Chunks share the entries' inflight window, keyed by the offset they end at.
+        pr.window.add(log_index{t.sent}, n);
+        ++counters_.snapshot_chunks_sent;
+        counters_.snapshot_bytes_sent += n;
+        send(to, std::move(req));
+    }
+
+    /// A transfer whose acknowledgements stopped for two heartbeats has lost chunks (or the
+    /// final answer): resend from what the follower confirmed.
+    void heartbeat_snapshot(node_id to, progress& pr) {
+        snapshot_transfer& t = *pr.transfer;
+        const bool outstanding = t.sent > t.acked || t.all_sent;
+        if (outstanding && t.acked == t.acked_at_heartbeat) {
+            if (++pr.stalled_heartbeats >= 2) {
+                rewind_or_refresh(to, pr, t.acked);
+                if (pr.transfer) {
+                    pr.transfer->rewound_to = no_rewind;
+                }
+            }
+        } else {
+            pr.stalled_heartbeats = 0;
+        }
+        pr.transfer->acked_at_heartbeat = pr.transfer->acked; // (a refresh replaced `t`)
+        send_entries(to, pr);
+    }
+
+    static constexpr std::uint64_t no_rewind = UINT64_MAX;
+
+    /// Resends from `offset`, or, when the follower holds nothing of this snapshot and a newer
+    /// one exists, starts over with that (it spares the follower a second transfer).
+    void rewind_or_refresh(node_id to, progress& pr, std::uint64_t offset) {
+        if (offset == 0 && snapshot_index_ > pr.transfer->image.meta.last_index) {
+            start_snapshot_transfer(to, pr);
+        } else {
+            rewind_transfer(pr, offset);
+        }
+    }
+
+    static void rewind_transfer(progress& pr, std::uint64_t offset) {
+        snapshot_transfer& t = *pr.transfer;
+        t.acked = offset;
+        t.sent = offset;
+        t.all_sent = false;
+        t.rewound_to = offset;
+        pr.stalled_heartbeats = 0;
+        pr.window.reset();
+    }
+
+    void handle(const snapshot_chunk_response& resp) {
+        progress* pr = role_ == role::leader ? find_peer(resp.from) : nullptr;
+        if (pr == nullptr) {
+            return drop(drop_reason::unexpected, resp);
+        }
+        pr->recently_active = true;
+        if (pr->state != replication_state::snapshot ||
+            resp.last_included_index != pr->transfer->image.meta.last_index) {
+            return drop(drop_reason::unexpected, resp); // about a transfer that is over
+        }
+        snapshot_transfer& t = *pr->transfer;
+        if (resp.next_offset > t.image.data.size()) {
+            return drop(drop_reason::index_out_of_range, resp);
+        }
+        if (resp.done && !resp.rejected) {
+            note(log_level::info, "snapshot installed by follower",
+                 {{"follower", resp.from.value()}, {"index", resp.last_included_index.value()}});
+            pr->snapshot_installed(resp.last_included_index);
+            maybe_commit();
+            return send_entries(resp.from, *pr);
+        }
+        if (resp.rejected) {
+            // The follower holds the snapshot only up to next_offset (a chunk was lost or
+            // damaged, or it started over). Rejections of chunks sent before the last rewind
+            // ask for the same offset again and are ignored.
+            const bool echo = t.rewound_to == resp.next_offset && t.sent > resp.next_offset &&
+                              resp.next_offset >= t.acked;
+            if (!echo) {
+                rewind_or_refresh(resp.from, *pr, resp.next_offset);
+            }
+        } else if (resp.next_offset > t.acked) {
+            t.acked = resp.next_offset;
+            pr->window.free_through(log_index{t.acked});
+            if (t.acked > t.sent) {
+                // The follower already held more of this snapshot (from an earlier leader's
+                // transfer of the same snapshot): resume from there.
+                t.sent = t.acked;
+                t.all_sent = false;
+                pr->window.reset();
+            }
+        }
+        send_entries(resp.from, *pr);
+    }
+
+    /// A chunk of the leader's snapshot: assembled in order; restored only once whole and
+    /// verified against the snapshot's checksum (paper §7, "InstallSnapshot RPC").
+    void handle(snapshot_chunk_request& req) {
+        if (role_ != role::follower || leader_ != req.from) {
+            become_follower(term_, req.from);
+        }
+        const time_point now = clock_.now();
+        last_leader_contact_ = now;
+        reset_election_deadline(now, false);
+
+        snapshot_chunk_response resp{cfg_.id, req.from, term_, req.last_included_index,
+                                     0,       false,    false};
+        if (req.last_included_index <= commit_) {
+            // Everything the snapshot covers is committed here already: nothing to install.
+            if (incoming_ && incoming_->last_index <= commit_) {
+                incoming_.reset();
+            }
+            resp.next_offset = req.total_size;
+            resp.done = true;
+            send_when_durable(req.from, std::move(resp), req.last_included_index);
+            return;
+        }
+        const bool same = incoming_ && incoming_->last_index == req.last_included_index &&
+                          incoming_->last_term == req.last_included_term &&
+                          incoming_->total_size == req.total_size &&
+                          incoming_->crc == req.snapshot_crc;
+        if (wire::crc32c(req.data.span()) != req.chunk_crc) {
+            ++counters_.snapshot_chunks_corrupt;
+            last_snapshot_rejection_ = errc::bad_crc;
+            note(log_level::warning, "snapshot chunk failed its checksum",
+                 {{"index", req.last_included_index.value()}, {"offset", req.offset}});
+            resp.rejected = true;
+            resp.next_offset = same ? incoming_->bytes.size() : 0;
+            send(req.from, std::move(resp));
+            return;
+        }
+        if (!same) {
+            if (req.offset != 0) {
+                resp.rejected = true; // start from the beginning of this snapshot
+                send(req.from, std::move(resp));
+                return;
+            }
+            incoming_.emplace(incoming_snapshot{req.last_included_index,
+                                                req.last_included_term,
+                                                req.config,
+                                                req.total_size,
+                                                req.snapshot_crc,
+                                                {}});
+            // Reserve what a plausible snapshot needs, not what a message claims.
+            incoming_->bytes.reserve(static_cast<std::size_t>(
+                std::min<std::uint64_t>(req.total_size, std::uint64_t{64} << 20)));
+        }
+        incoming_snapshot& in = *incoming_;
+        if (req.offset != in.bytes.size()) {
+            // A duplicate (already held) or a gap (an earlier chunk is missing).
+            resp.next_offset = in.bytes.size();
+            resp.rejected = req.offset > in.bytes.size();
+            send(req.from, std::move(resp));
+            return;
+        }
+        in.bytes.insert(in.bytes.end(), req.data.span().begin(), req.data.span().end());
+        if (in.bytes.size() < in.total_size) {
+            resp.next_offset = in.bytes.size();
+            send(req.from, std::move(resp));
+            return;
+        }
+        install_snapshot(req.from, std::move(resp));
+    }
+
+    void reject_snapshot(node_id leader, snapshot_chunk_response resp, std::string_view why) {
+        ++counters_.snapshots_rejected;
+        last_snapshot_rejection_ = errc::corrupt_snapshot;
+        note(log_level::error, why, {{"index", resp.last_included_index.value()}});
+        resp.rejected = true;
+        resp.next_offset = 0;
+        send(leader, std::move(resp));
+    }
+
+    void install_snapshot(node_id leader, snapshot_chunk_response resp) {
+        incoming_snapshot in = std::move(*incoming_);
+        incoming_.reset();
+        if (wire::crc32c(byte_span(in.bytes)) != in.crc) {
+            return reject_snapshot(leader, std::move(resp),
+                                   "assembled snapshot failed its checksum");
+        }
+        snapshot image{{in.last_index, in.last_term, std::move(in.config)},
+                       shared_bytes(byte_span(in.bytes))};
+        in.bytes = byte_vector{};
+        if (machine_.restore(image.data.span())) {
+            return reject_snapshot(leader, std::move(resp), "state machine refused a snapshot");
+        }
+        // "If existing log entry has same index and term as snapshot's last included entry,
+        // retain log entries following it and reply"; otherwise discard the entire log.
+        if (log_.term_at(image.meta.last_index) != image.meta.last_term &&
+            log_.last_index() >= image.meta.last_index) {
+            truncate_from(image.meta.last_index);
+        }
+        if (stopped_) {
+            return;
+        }
+        if (auto ec = log_.save_snapshot(image)) {
+            return fail_storage(ec);
+        }
+        ++writes_;
+        snapshot_index_ = image.meta.last_index;
+        // Installing compacts at once: the log would otherwise not answer for the snapshot's
+        // position. The log store makes the compaction durable only after the snapshot.
+        compact_log(image.meta.last_index);
+        if (stopped_) {
+            return;
+        }
+        applied_ = image.meta.last_index;
+        commit_ = std::max(commit_, image.meta.last_index);
+        applied_config_ = image.meta.config;
+        applied_bytes_since_snapshot_ = 0;
+        if (auto ec = reload_membership()) {
+            return fail_storage(ec);
+        }
+        ++counters_.snapshots_installed;
+        last_snapshot_rejection_.clear();
+        note(log_level::info, "snapshot installed", {{"index", image.meta.last_index.value()}});
+        resp.next_offset = image.data.size();
+        resp.done = true;
+        send_when_durable(leader, std::move(resp), image.meta.last_index, writes_);
+        schedule_io();
+    }
+
     // --- messages this build does not handle yet ---------------------------------------------
 
-    void handle(const snapshot_chunk_request& m) { drop(drop_reason::unsupported, m); }
-    void handle(const snapshot_chunk_response& m) { drop(drop_reason::unsupported, m); }
     void handle(const timeout_now& m) { drop(drop_reason::unsupported, m); }
     void handle(const read_index_request& m) { drop(drop_reason::unsupported, m); }
     void handle(const read_index_response& m) { drop(drop_reason::unsupported, m); }
@@ -833,8 +1193,9 @@ private:
 
     /// Sends `m` — a vote or an acknowledgement, a promise made in the current term — once
     /// the hard state of that term and the entries through `needs_index` are durable.
-    void send_when_durable(node_id to, message m, log_index needs_index) {
-        const std::uint64_t needs_writes = hard_state_writes_;
+    void send_when_durable(node_id to, message m, log_index needs_index,
+                           std::uint64_t needs_writes_at_least = 0) {
+        const std::uint64_t needs_writes = std::max(hard_state_writes_, needs_writes_at_least);
         if (durable_index_ >= needs_index && durable_writes_ >= needs_writes) {
             send(to, std::move(m));
         } else {
@@ -911,6 +1272,13 @@ private:
         }
         durable_writes_ = flush_target_writes_;
         durable_index_ = std::max(durable_index_, flush_target_index_);
+        if (compaction_pending_ && durable_writes_ >= compaction_needs_writes_) {
+            compaction_pending_ = false; // the snapshot is durable: its prefix may go
+            compact_log(compaction_upto_);
+            if (stopped_) {
+                return;
+            }
+        }
         release_deferred();
         count_self_vote_if_durable();
         maybe_commit();
@@ -971,9 +1339,16 @@ private:
             SYNOD_ASSERT(e.index == applied_ + 1, "entries must be applied in index order");
             applied_ = e.index;
             ++counters_.entries_applied;
+            applied_bytes_since_snapshot_ += entry_cost(e);
             std::optional<result_type> value;
             if (e.kind == entry_kind::normal) {
                 value.emplace(machine_.apply(e));
+            } else if (e.kind == entry_kind::config) {
+                auto decoded = wire::decode_membership(e.payload.span());
+                if (!decoded) {
+                    return fail_storage(errc::corrupt_storage);
+                }
+                applied_config_ = std::move(decoded).value();
             }
             if (!pending_.empty() && pending_.front().index == e.index) {
                 SYNOD_ASSERT(e.term == term_ && role_ == role::leader,
@@ -986,6 +1361,7 @@ private:
                 pending_.pop_front();
             }
         }
+        maybe_take_snapshot();
         schedule_apply();
         check_invariants();
         // Completions run last, with the node consistent: one may propose again, or even
@@ -1124,14 +1500,6 @@ private:
         };
     }
 
-    /// The term of an entry the leader must still hold to replicate from it.
-    [[nodiscard]] term term_of_held(log_index i) const {
-        const std::optional<term> t = log_.term_at(i);
-        SYNOD_ASSERT(t.has_value(), "a follower needs entries this log no longer holds, and "
-                                    "snapshot transfer is not part of this build");
-        return *t;
-    }
-
     template <class M>
     void send(node_id to, M&& m) {
         ++counters_.messages_sent;
@@ -1178,8 +1546,10 @@ private:
     /// cluster-wide ones.
     void check_invariants() const {
         SYNOD_ASSERT(applied_ <= commit_, "applied beyond the commit index");
-        SYNOD_ASSERT(applied_ <= durable_index_ || log_.latest_snapshot().has_value(),
+        SYNOD_ASSERT(applied_ <= std::max(durable_index_, snapshot_index_),
                      "applied an entry that is not durable here");
+        SYNOD_ASSERT(log_.first_index() - 1 <= snapshot_index_,
+                     "compacted entries that no snapshot covers");
         SYNOD_ASSERT(durable_index_ <= log_.last_index(), "durable index beyond the log");
         SYNOD_ASSERT(role_ != role::leader || leader_ == cfg_.id, "a leader must know itself");
         SYNOD_ASSERT(voted_for_ == no_node || role_ != role::candidate || voted_for_ == cfg_.id,
@@ -1255,6 +1625,31 @@ private:
     std::vector<log_entry> apply_batch_;
     std::vector<std::pair<completion, result>> finished_;
     std::vector<log_index> scratch_indexes_;
+
+    /// A snapshot arriving from the leader, assembled in order.
+    struct incoming_snapshot {
+        log_index last_index;
+        term last_term;
+        membership config;
+        std::uint64_t total_size = 0;
+        std::uint32_t crc = 0;
+        /// \invariant bytes.size() <= total_size.
+        byte_vector bytes;
+    };
+    std::optional<incoming_snapshot> incoming_;
+    std::error_code last_snapshot_rejection_;
+
+    /// Last index of the log's latest snapshot. \invariant first_index() - 1 <= snapshot_index_.
+    log_index snapshot_index_;
+    /// Membership in force at `applied_` (what a snapshot taken now records).
+    membership applied_config_;
+    std::uint64_t applied_bytes_since_snapshot_ = 0;
+    /// A snapshot was saved; once the flush covering write `compaction_needs_writes_` completes,
+    /// entries through `compaction_upto_` are removed.
+    bool compaction_pending_ = false;
+    log_index compaction_upto_;
+    std::uint64_t compaction_needs_writes_ = 0;
+    std::optional<std::pair<log_index, std::uint32_t>> checksum_cache_;
 };
 
 } // namespace synod::raft

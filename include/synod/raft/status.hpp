@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 namespace synod::raft {
@@ -97,6 +98,22 @@ struct counters {
     /// AppendEntries whose entries this follower could not write for lack of space.
     std::uint64_t appends_refused_disk_full = 0;
 
+    /// Snapshots this node took of its own state machine.
+    std::uint64_t snapshots_taken = 0;
+    /// Entries removed from the front of the log by compaction.
+    std::uint64_t entries_compacted = 0;
+    /// On a leader: transfers started, chunks and bytes sent (resends included).
+    std::uint64_t snapshot_transfers_started = 0;
+    std::uint64_t snapshot_chunks_sent = 0;
+    std::uint64_t snapshot_bytes_sent = 0;
+    /// On a follower: snapshots received whole, verified and restored.
+    std::uint64_t snapshots_installed = 0;
+    /// On a follower: chunks refused because their checksum did not match (`bad_crc`), and
+    /// assembled snapshots refused because the whole did not verify or the state machine
+    /// could not restore it (`corrupt_snapshot`). Each is retried by the leader.
+    std::uint64_t snapshot_chunks_corrupt = 0;
+    std::uint64_t snapshots_rejected = 0;
+
     [[nodiscard]] std::uint64_t rejected(rejection r) const noexcept {
         return proposals_rejected[static_cast<std::size_t>(r)];
     }
@@ -111,6 +128,10 @@ struct follower_status {
     log_index next;
     replication_state state;
     std::size_t inflight;
+    /// In snapshot state: the snapshot's last index, its size and the bytes acknowledged.
+    log_index snapshot_index;
+    std::uint64_t snapshot_bytes = 0;
+    std::uint64_t snapshot_acked = 0;
 };
 
 struct status {
@@ -128,6 +149,14 @@ struct status {
     membership config;
     /// True once a storage failure has stopped the node.
     bool stopped = false;
+    /// Last index covered by the log's latest snapshot (0: none).
+    log_index snapshot_index;
+    /// On a follower receiving a snapshot: its last index and the bytes assembled so far.
+    log_index incoming_snapshot_index;
+    std::uint64_t incoming_snapshot_bytes = 0;
+    /// Why the last snapshot chunk or snapshot was refused (`bad_crc`, `corrupt_snapshot`), or
+    /// empty.
+    std::error_code last_snapshot_rejection;
     /// On a leader: every other member, in id order.
     std::vector<follower_status> followers;
     raft::counters counters;

@@ -12,7 +12,11 @@
 ///   node applies in increasing index order;
 /// - **commit monotonicity**: a node's commit index never decreases while it runs;
 /// - **durability**: everything a node has reported durable is in its log's durable image,
-///   so a crash cannot lose it.
+///   so a crash cannot lose it;
+/// - **snapshot safety** (paper §7): a snapshot covers only committed entries — its last
+///   term is the committed entry's term at its index — and every snapshot taken or installed
+///   at one index holds the same bytes; compaction never removes an entry that no snapshot
+///   covers, neither in the log nor on its disk.
 ///
 /// A violation throws `invariant_violation` describing it; the simulator's callers print the
 /// seed that replays it.
@@ -48,6 +52,8 @@ public:
         n.leader_checked_term = term{};
         n.leader_verified = log_index{};
         n.verified.clear();
+        n.verified_first = log_index{};
+        n.snapshot_index = log_index{};
     }
 
     /// Called by the recording state machine for every applied entry.
@@ -101,6 +107,7 @@ public:
 
         check_log_matching(id, n, log);
         record_commits(node, log);
+        check_snapshot(id, n, node, log);
         if (node.role() == raft::role::leader) {
             if (n.leader_checked_term != node.current_term()) {
                 n.leader_checked_term = node.current_term();
@@ -128,6 +135,13 @@ public:
 
     [[nodiscard]] std::size_t committed_entries() const noexcept { return committed_.size(); }
 
+    /// Whether an entry of `e`'s kind and payload was seen committed at `e.index` (its term
+    /// is not compared).
+    [[nodiscard]] bool committed_as(const log_entry& e) const noexcept {
+        return e.index > log_index{} && e.index.value() <= committed_.size() &&
+               committed_[e.index.value() - 1].hash == fingerprint(e);
+    }
+
 private:
     struct signature {
         term t;
@@ -146,8 +160,11 @@ private:
         term leader_checked_term;
         /// Committed entries already found in this node's log while it led that term.
         log_index leader_verified;
-        /// Signatures of this node's log entries already verified, from index 1.
+        /// Signatures of this node's log entries already verified, from `verified_first`.
         std::vector<signature> verified;
+        log_index verified_first;
+        /// The snapshot index last checked.
+        log_index snapshot_index;
     };
     struct entry_record {
         std::uint64_t hash;
@@ -158,16 +175,26 @@ private:
     void check_log_matching(node_id id, node_record& n, const Log& log) {
         const log_index first = log.first_index();
         const log_index last = log.last_index();
-        if (first > log_index{1}) {
-            return; // compaction is checked once snapshots exist
+        if (n.verified_first != first) {
+            // Compaction removed verified entries from the front (or a restart moved it).
+            const std::size_t gone = first > n.verified_first ? first - n.verified_first : 0;
+            if (n.verified_first != log_index{} && first > n.verified_first &&
+                gone <= n.verified.size()) {
+                n.verified.erase(n.verified.begin(),
+                                 n.verified.begin() + static_cast<std::ptrdiff_t>(gone));
+            } else {
+                n.verified.clear();
+            }
+            n.verified_first = first;
         }
         // Re-verify from the first entry whose term or content changed since the last check.
-        std::size_t keep = std::min<std::size_t>(n.verified.size(), last.value());
-        while (keep > 0 && n.verified[keep - 1] != signature_at(log, log_index{keep})) {
+        const std::size_t held = last >= first ? (last - first) + 1 : 0;
+        std::size_t keep = std::min(n.verified.size(), held);
+        while (keep > 0 && n.verified[keep - 1] != signature_at(log, first + (keep - 1))) {
             --keep;
         }
         n.verified.resize(keep);
-        for (log_index i{keep + 1}; i <= last; ++i) {
+        for (log_index i = first + keep; i <= last; ++i) {
             scratch_.clear();
             if (log.entries(i, i + 1, SIZE_MAX, scratch_)) {
                 fail("node " + str(id) + " cannot read its own entry " + str(i));
@@ -201,8 +228,9 @@ private:
     template <class Node, class Log>
     void record_commits(const Node& node, const Log& log) {
         const log_index commit = node.commit_index();
-        if (commit.value() <= committed_.size() || log.first_index() > log_index{1}) {
-            return;
+        if (commit.value() <= committed_.size() ||
+            committed_.size() + 1 < log.first_index().value()) {
+            return; // nothing new, or compacted here: another node's check records them
         }
         const log_index from{committed_.size() + 1};
         for (log_index i = from; i <= commit; ++i) {
@@ -218,7 +246,9 @@ private:
 
     template <class Node, class Log>
     void check_leader_completeness(const Node& node, const Log& log, log_index from) {
-        for (log_index i = from; i.value() <= committed_.size(); ++i) {
+        for (log_index i = std::max(from, log.first_index()); i.value() <= committed_.size(); ++i) {
+            // (Entries below the first index are covered by the leader's snapshot, which
+            // check_snapshot holds to committed entries only.)
             if (committed_in_term_[i.value() - 1] >= node.current_term()) {
                 continue; // committed in this leader's term or later: not its obligation
             }
@@ -229,6 +259,46 @@ private:
                 fail("leader completeness: leader " + str(node.id()) + " of term " +
                      str(node.current_term()) + " lacks committed entry " + str(i));
             }
+        }
+    }
+
+    template <class Node, class Log>
+    void check_snapshot(node_id id, node_record& n, const Node& node, const Log& log) {
+        if constexpr (requires { log.durable_snapshot_index(); }) {
+            if (log.durable_first_index() - 1 > log.durable_snapshot_index()) {
+                fail("durability: node " + str(id) + "'s disk has compacted through " +
+                     str(log.durable_first_index() - 1) + " but its durable snapshot covers only " +
+                     str(log.durable_snapshot_index()));
+            }
+        }
+        const log_index index = node.snapshot_index();
+        if (log.first_index() - 1 > index) {
+            fail("compaction: node " + str(id) + " removed entries through " +
+                 str(log.first_index() - 1) + " but its snapshot covers only " + str(index));
+        }
+        if (index == n.snapshot_index) {
+            return;
+        }
+        n.snapshot_index = index;
+        const auto image = log.latest_snapshot();
+        if (!image || image->meta.last_index != index) {
+            fail("node " + str(id) + " reports snapshot " + str(index) +
+                 " but its log holds another");
+        }
+        std::uint64_t h = 1469598103934665603ULL;
+        for (std::byte b : image->data.span()) {
+            h = (h ^ static_cast<std::uint64_t>(b)) * 1099511628211ULL;
+        }
+        auto [it, fresh] = snapshots_.emplace(index, std::pair{image->meta.last_term, h});
+        if (!fresh && it->second != std::pair{image->meta.last_term, h}) {
+            fail("snapshot safety: node " + str(id) + "'s snapshot at " + str(index) +
+                 " differs from another node's snapshot at the same index");
+        }
+        if (index.value() <= committed_.size() &&
+            committed_[index.value() - 1].t != image->meta.last_term) {
+            fail("snapshot safety: node " + str(id) + "'s snapshot at " + str(index) +
+                 " has term " + str(image->meta.last_term) + " but the committed entry there has " +
+                 str(committed_[index.value() - 1].t));
         }
     }
 
@@ -253,6 +323,7 @@ private:
     std::map<term, leader_record> leaders_;
     std::map<std::pair<log_index, term>, entry_record> entries_;
     std::map<log_index, signature> applied_;
+    std::map<log_index, std::pair<term, std::uint64_t>> snapshots_;
     std::vector<signature> committed_;
     std::vector<term> committed_in_term_;
     std::vector<log_entry> scratch_;

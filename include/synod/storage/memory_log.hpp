@@ -63,7 +63,7 @@ public:
 
     [[nodiscard]] std::optional<term> term_at(log_index i) const noexcept {
         if (i + 1 == live_.first) {
-            return live_.stored_snapshot ? live_.stored_snapshot->meta.last_term : term{};
+            return live_.prior_term;
         }
         if (i < live_.first || i > last_index()) {
             return std::nullopt;
@@ -149,6 +149,9 @@ public:
     std::error_code save_snapshot(const snapshot& s) {
         if (failed_) {
             return errc::storage_failure;
+        }
+        if (s.meta.last_index + 1 < live_.first) {
+            return errc::invalid_argument; // older than what compaction already removed
         }
         live_.stored_snapshot = s;
         journal_.emplace_back(s);
@@ -272,6 +275,11 @@ public:
         return durable_.first + durable_.entries.size() - 1;
     }
     [[nodiscard]] const hard_state& durable_hard_state() const noexcept { return durable_.state; }
+    [[nodiscard]] log_index durable_first_index() const noexcept { return durable_.first; }
+    /// Last index of the durable snapshot (0: none): what a crash now would restart from.
+    [[nodiscard]] log_index durable_snapshot_index() const noexcept {
+        return durable_.stored_snapshot ? durable_.stored_snapshot->meta.last_index : log_index{};
+    }
     /// The durable entry at `i`, if the durable image holds it (for invariant checks).
     [[nodiscard]] const log_entry* durable_entry(log_index i) const noexcept {
         if (i < durable_.first || i > durable_last_index()) {
@@ -301,6 +309,8 @@ private:
         std::set<log_index> corrupt;
         hard_state state;
         std::optional<synod::snapshot> stored_snapshot;
+        /// Term of the entry at first - 1 (the last one compacted away; 0 at index 0).
+        term prior_term;
 
         void truncate(log_index from) {
             if (from >= first && from - first < entries.size()) {
@@ -309,6 +319,12 @@ private:
             corrupt.erase(corrupt.lower_bound(from), corrupt.end());
         }
         void compact(log_index upto) {
+            if (upto + 1 > first) {
+                // The new boundary's term: from the log if it holds `upto`, else the
+                // snapshot's (compacting past the end).
+                prior_term = upto < first + entries.size() ? entries[upto - first].term
+                                                           : stored_snapshot->meta.last_term;
+            }
             if (upto >= first + entries.size()) {
                 entries.clear();
             } else if (upto >= first) {

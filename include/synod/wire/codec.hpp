@@ -52,7 +52,7 @@ void fields(A& a, append_response& m) {
 template <class A>
 void fields(A& a, snapshot_chunk_request& m) {
     a(m.from, m.to, m.term, m.last_included_index, m.last_included_term, m.config, m.offset,
-      m.total_size, m.chunk_crc, m.done, m.data);
+      m.total_size, m.chunk_crc, m.snapshot_crc, m.done, m.data);
 }
 template <class A>
 void fields(A& a, snapshot_chunk_response& m) {
