@@ -12,6 +12,8 @@
 
 namespace {
 
+TEST_SUITE_BEGIN("machines");
+
 using namespace synod;
 using namespace synod::machines;
 using synod::test::command_entry;
@@ -631,5 +633,7 @@ TEST_CASE("service_directory: random commands, one replica restored midway, stay
         CHECK(resyncs > 0);  // and sometimes outruns the watcher's history
     }
 }
+
+TEST_SUITE_END();
 
 } // namespace
