@@ -214,7 +214,7 @@ private:
             std::error_code ec;
             (void)((!(ec = std::get<I>(machines_).restore(sections[I])) && ++restored) && ...);
             if (ec) {
-                (void)((I < restored ? roll_back(std::get<I>(machines_), before[I]) : void()), ...);
+                (roll_back_if(I < restored, std::get<I>(machines_), before[I]), ...);
                 return errc::corrupt_snapshot;
             }
         }
@@ -222,7 +222,10 @@ private:
     }
 
     template <class M>
-    static void roll_back(M& machine, const shared_bytes& before) {
+    static void roll_back_if(bool was_restored, M& machine, const shared_bytes& before) {
+        if (!was_restored) {
+            return;
+        }
         const std::error_code ec = machine.restore(before.span());
         SYNOD_ASSERT(!ec, "a machine refused to restore its own snapshot");
     }
