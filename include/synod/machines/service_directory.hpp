@@ -593,12 +593,12 @@ private:
     // ---- commands
 
     result_type execute(const register_gateway_command& c) {
-        if (c.node == no_node) {
-            return rejected(errc::missing_field);
-        }
         if (c.services.size() > max_services_per_command ||
             c.capabilities.size() > max_capabilities) {
             return rejected(errc::field_too_large);
+        }
+        if (c.node == no_node) {
+            return rejected(errc::missing_field);
         }
         for (const auto& s : c.services) {
             if (auto ec = check_endpoint(s)) {
