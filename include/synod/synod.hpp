@@ -9,6 +9,7 @@
 #include <synod/core/assert.hpp>
 #include <synod/core/bytes.hpp>
 #include <synod/core/concepts.hpp>
+#include <synod/core/epoch.hpp>
 #include <synod/core/errc.hpp>
 #include <synod/core/hard_state.hpp>
 #include <synod/core/ids.hpp>
@@ -27,3 +28,9 @@
 #include <synod/sim/kv_model.hpp>
 #include <synod/sim/linearizability.hpp>
 #include <synod/storage/memory_log.hpp>
+
+#include <synod/machines/compose.hpp>
+#include <synod/machines/epoch_ledger.hpp>
+#include <synod/machines/service_directory.hpp>
+
+#include <synod/coord/epoch_fence.hpp>

@@ -6,8 +6,11 @@
 #include <synod/core/membership.hpp>
 #include <synod/core/result.hpp>
 
+#include <set>
 #include <sstream>
+#include <string>
 #include <type_traits>
+#include <vector>
 
 namespace {
 
@@ -64,6 +67,64 @@ TEST_CASE("errc: messages tell the user what to do") {
           std::string::npos);
     CHECK(std::error_code(static_cast<int>(999), error_category()).message() ==
           "unknown synod error 999");
+}
+
+TEST_CASE("errc: every value has its own message, and the machine errcs say what to do") {
+    const std::vector<errc> all{
+        errc::not_leader,
+        errc::leader_unknown,
+        errc::outcome_unknown,
+        errc::proposal_too_large,
+        errc::uncommitted_limit,
+        errc::transfer_in_progress,
+        errc::change_in_progress,
+        errc::shutting_down,
+        errc::timeout,
+        errc::stale_read,
+        errc::truncated_input,
+        errc::bad_crc,
+        errc::unknown_version,
+        errc::unknown_message_type,
+        errc::length_mismatch,
+        errc::value_out_of_range,
+        errc::frame_too_large,
+        errc::storage_failure,
+        errc::corrupt_storage,
+        errc::disk_full,
+        errc::index_out_of_range,
+        errc::log_locked,
+        errc::invalid_argument,
+        errc::unknown_node,
+        errc::queue_full,
+        errc::user_limit,
+        errc::not_found,
+        errc::already_exists,
+        errc::corrupt_snapshot,
+        errc::conflicting_service,
+        errc::unknown_service,
+        errc::duplicate_service,
+        errc::invalid_capability,
+        errc::missing_field,
+        errc::field_too_large,
+        errc::revision_compacted,
+        errc::revision_not_reached,
+        errc::stale_epoch,
+        errc::unknown_command_tag,
+    };
+    std::set<std::string> messages;
+    for (errc e : all) {
+        const std::string message = make_error_code(e).message();
+        INFO(static_cast<int>(e) << ": " << message);
+        CHECK(message.find("unknown synod error") == std::string::npos);
+        CHECK(messages.insert(message).second);
+    }
+    // Values are stable: they appear in logs and results.
+    CHECK(static_cast<int>(errc::corrupt_snapshot) == 66);
+    CHECK(static_cast<int>(errc::conflicting_service) == 80);
+    CHECK(static_cast<int>(errc::unknown_command_tag) == 89);
+    CHECK(make_error_code(errc::revision_compacted).message().find("read the whole directory") !=
+          std::string::npos);
+    CHECK(make_error_code(errc::stale_epoch).message().find("must stop") != std::string::npos);
 }
 
 TEST_CASE("result: holds a value or an error, never both") {

@@ -46,6 +46,18 @@ enum class errc : int {
     not_found = 64,
     already_exists = 65,
     corrupt_snapshot = 66, ///< a snapshot failed verification and was not restored
+
+    // Replicated machines and coordination (machines/, coord/).
+    conflicting_service = 80,  ///< the service id is hosted by another node
+    unknown_service = 81,      ///< no service with that id is registered
+    duplicate_service = 82,    ///< one command names the same service id twice
+    invalid_capability = 83,   ///< a capability is not 1..64 of [a-z0-9_.-]
+    missing_field = 84,        ///< a required field is empty (or node 0)
+    field_too_large = 85,      ///< a field or list exceeds its documented limit
+    revision_compacted = 86,   ///< the change history no longer reaches that revision
+    revision_not_reached = 87, ///< the revision is newer than this replica's state
+    stale_epoch = 88,          ///< the epoch is older than one the resource has seen
+    unknown_command_tag = 89,  ///< a composed command's tag names no machine
 };
 
 namespace detail {
@@ -119,6 +131,36 @@ public:
             return "already exists";
         case errc::corrupt_snapshot:
             return "snapshot failed verification and was not restored";
+        case errc::conflicting_service:
+            return "the service id is already hosted by another node: deregister it there first, "
+                   "or pick another id; nothing was changed";
+        case errc::unknown_service:
+            return "no service with that id is registered: check the id, or watch the directory "
+                   "for its registration";
+        case errc::duplicate_service:
+            return "the command names the same service id twice: send each id once; nothing was "
+                   "changed";
+        case errc::invalid_capability:
+            return "a capability must be 1 to 64 characters of [a-z0-9_.-]: fix the gateway's "
+                   "capability list; nothing was changed";
+        case errc::missing_field:
+            return "a required field is empty: every service needs an id, a kind, an address and "
+                   "a hosting node other than node 0; nothing was changed";
+        case errc::field_too_large:
+            return "a field or list exceeds its limit (see docs/machines.md): shorten it or split "
+                   "the command; nothing was changed";
+        case errc::revision_compacted:
+            return "the change history no longer reaches that revision: read the whole directory "
+                   "again and watch from its revision";
+        case errc::revision_not_reached:
+            return "the revision is newer than this replica's directory: wait for the replica to "
+                   "catch up, or read at the leader";
+        case errc::stale_epoch:
+            return "the epoch is older than one this resource has already seen: the sender was "
+                   "superseded by a newer director and must stop";
+        case errc::unknown_command_tag:
+            return "the command's tag names no machine in this composition: proposer and replica "
+                   "disagree on the composed machines (check both builds)";
         }
         return "unknown synod error " + std::to_string(value);
     }
