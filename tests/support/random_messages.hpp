@@ -98,9 +98,19 @@ public:
             return timeout_now{node(), node(), term{counter()}};
         case 7:
             return read_index_request{node(), node(), term{counter()}, counter()};
-        default:
+        case 8:
             return read_index_response{
                 node(), node(), term{counter()}, counter(), log_index{counter()}, coin()};
+        case 9:
+            return proposal_forward{node(), node(), term{counter()}, counter(),
+                                    bytes(shape_.max_payload)};
+        default:
+            return proposal_forward_response{node(),
+                                             node(),
+                                             term{counter()},
+                                             counter(),
+                                             log_index{counter()},
+                                             static_cast<std::uint32_t>(below(1 << 16))};
         }
     }
 

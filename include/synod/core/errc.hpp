@@ -21,6 +21,7 @@ enum class errc : int {
     shutting_down = 8,        ///< the node is stopping
     timeout = 9,              ///< the operation did not finish in time
     stale_read = 10,          ///< leadership could not be confirmed for a read
+    proposal_dropped = 11,    ///< another entry committed at the proposal's index: never applies
 
     // Decoding (wire/).
     truncated_input = 20, ///< fewer bytes than the encoding needs
@@ -75,6 +76,9 @@ public:
         case errc::outcome_unknown:
             return "leadership was lost after the entry was appended; it may still commit: "
                    "retry with the same idempotency key";
+        case errc::proposal_dropped:
+            return "the proposal was replaced by another leader's entry before it committed and "
+                   "will never apply: propose it again";
         case errc::proposal_too_large:
             return "proposal exceeds max_proposal_bytes: split it or raise the limit";
         case errc::uncommitted_limit:

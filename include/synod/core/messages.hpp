@@ -143,9 +143,36 @@ struct read_index_response {
     friend bool operator==(const read_index_response&, const read_index_response&) = default;
 };
 
-using message = std::variant<vote_request, vote_response, append_request, append_response,
-                             snapshot_chunk_request, snapshot_chunk_response, timeout_now,
-                             read_index_request, read_index_response>;
+/// A follower hands a client's proposal to the leader (`config::forward_proposals`).
+struct proposal_forward {
+    node_id from;
+    node_id to;
+    synod::term term;
+    std::uint64_t request_id = 0;
+    shared_bytes payload;
+
+    friend bool operator==(const proposal_forward&, const proposal_forward&) = default;
+};
+
+/// The leader's answer: the proposal was appended at `index` in the leader's `term` (`error`
+/// 0), or refused with `error`, a `synod::errc` value. The follower learns the outcome by
+/// applying that index itself.
+struct proposal_forward_response {
+    node_id from;
+    node_id to;
+    synod::term term;
+    std::uint64_t request_id = 0;
+    log_index index;
+    std::uint32_t error = 0;
+
+    friend bool operator==(const proposal_forward_response&,
+                           const proposal_forward_response&) = default;
+};
+
+using message =
+    std::variant<vote_request, vote_response, append_request, append_response,
+                 snapshot_chunk_request, snapshot_chunk_response, timeout_now, read_index_request,
+                 read_index_response, proposal_forward, proposal_forward_response>;
 
 /// Header fields common to every message.
 [[nodiscard]] inline node_id message_from(const message& m) noexcept {

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <system_error>
 
 namespace synod::raft {
@@ -65,6 +66,20 @@ struct config {
     std::uint64_t snapshot_keep_entries = 1'000;
     /// InstallSnapshot chunk size. Chunks share a follower's inflight window with entries.
     std::size_t snapshot_chunk_bytes = std::size_t{1} << 20;
+
+    /// A follower that knows the leader forwards proposals to it instead of refusing them with
+    /// `not_leader`; the completion then runs when the follower itself applies the entry, with
+    /// its own state machine's result (etcd calls this proposal forwarding).
+    bool forward_proposals = false;
+
+    /// Observers, called on the node's context as things happen (empty: none). They must not
+    /// call into the node; post to the scheduler for that.
+    /// - `on_leader_change(leader, term)`: the leader this node knows changed (`no_node`:
+    ///   none); `leader == id` when this node took office.
+    /// - `on_applied(index)`: entries through `index` are applied (also after a snapshot was
+    ///   installed).
+    std::function<void(node_id leader, term t)> on_leader_change;
+    std::function<void(log_index applied)> on_applied;
 
     /// Diagnostics; silent when empty.
     log_sink sink;

@@ -39,6 +39,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <optional>
 #include <random>
@@ -82,6 +83,7 @@ public:
             scheduler_.cancel(timer_);
         }
         fail_pending(errc::outcome_unknown);
+        fail_forwarded(errc::outcome_unknown, true);
     }
 
     /// Recovers durable state from the log and starts as a follower. Call once.
@@ -141,25 +143,21 @@ public:
             return refuse(rejection::stopped, errc::storage_failure, std::move(done));
         }
         if (role_ != role::leader) {
+            if (cfg_.forward_proposals && leader_ != no_node) {
+                if (payload.size() > cfg_.max_proposal_bytes) {
+                    return refuse(rejection::too_large, errc::proposal_too_large, std::move(done));
+                }
+                return forward(std::move(payload), std::move(done));
+            }
             return refuse(rejection::not_leader,
                           leader_ == no_node ? errc::leader_unknown : errc::not_leader,
                           std::move(done));
         }
-        if (payload.size() > cfg_.max_proposal_bytes) {
-            return refuse(rejection::too_large, errc::proposal_too_large, std::move(done));
+        const appended a = append_proposal(std::move(payload));
+        if (a.refused) {
+            return refuse(a.reason, a.why, std::move(done));
         }
-        log_entry entry{term_, log_.last_index() + 1, entry_kind::normal, std::move(payload)};
-        const std::size_t cost = entry_cost(entry);
-        if (uncommitted_bytes_ > 0 && uncommitted_bytes_ + cost > cfg_.max_uncommitted_bytes) {
-            return refuse(rejection::uncommitted_limit, errc::uncommitted_limit, std::move(done));
-        }
-        const log_index index = entry.index;
-        if (auto ec = append_as_leader(std::move(entry))) {
-            return ec == errc::disk_full
-                       ? refuse(rejection::disk_full, errc::disk_full, std::move(done))
-                       : refuse(rejection::stopped, errc::storage_failure, std::move(done));
-        }
-        pending_.push_back(pending_proposal{index, std::move(done)});
+        pending_.push_back(pending_proposal{a.index, std::move(done)});
     }
 
     /// Starts an election now, as if the election timeout had elapsed (for tests and tools).
@@ -212,6 +210,11 @@ public:
     [[nodiscard]] log_index durable_index() const noexcept { return durable_index_; }
     /// Last index covered by the log's latest snapshot (0: none).
     [[nodiscard]] log_index snapshot_index() const noexcept { return snapshot_index_; }
+    /// A leader whose term's first entry (its no-op) is committed and applied: its state
+    /// machine reflects every entry committed before it took office (paper §8).
+    [[nodiscard]] bool leader_caught_up() const noexcept {
+        return role_ == role::leader && applied_ >= term_start_index_;
+    }
     [[nodiscard]] bool stopped() const noexcept { return stopped_; }
     [[nodiscard]] const membership& config() const noexcept { return config_; }
     [[nodiscard]] const raft::counters& counters() const noexcept { return counters_; }
@@ -277,6 +280,10 @@ private:
                                                 term{}, log_index{}, req->round});
             } else if (const auto* vreq = std::get_if<vote_request>(&m)) {
                 send(vreq->from, vote_response{cfg_.id, vreq->from, term_, false, vreq->pre_vote});
+            } else if (const auto* fwd = std::get_if<proposal_forward>(&m)) {
+                send(fwd->from, proposal_forward_response{
+                                    cfg_.id, fwd->from, term_, fwd->request_id, log_index{},
+                                    static_cast<std::uint32_t>(errc::leader_unknown)});
             } else if (const auto* sreq = std::get_if<snapshot_chunk_request>(&m)) {
                 send(sreq->from,
                      snapshot_chunk_response{cfg_.id, sreq->from, term_, sreq->last_included_index,
@@ -465,6 +472,7 @@ private:
         note(log_level::info, "became leader", {{"term", term_.value()}});
         // Paper §5.4.2 and §8: a leader commits entries of earlier terms only by committing
         // one of its own, so it appends a no-op at once.
+        term_start_index_ = last + 1;
         if (append_as_leader(log_entry{term_, last + 1, entry_kind::noop, {}}) == errc::disk_full) {
             // A leader that cannot write cannot commit anything; let another node lead.
             note(log_level::warning, "disk full; cannot take office", {{"term", term_.value()}});
@@ -482,6 +490,11 @@ private:
             ++counters_.leader_changes;
             note(log_level::info, "leader changed",
                  {{"leader", leader.value()}, {"term", term_.value()}});
+            // Forwards the old leader has not answered may or may not have been appended.
+            fail_forwarded(errc::outcome_unknown, false);
+            if (cfg_.on_leader_change) {
+                cfg_.on_leader_change(leader, term_);
+            }
         }
     }
 
@@ -1118,11 +1131,145 @@ private:
         }
         ++counters_.snapshots_installed;
         last_snapshot_rejection_.clear();
+        // Forwarded proposals inside the snapshot committed (or not) out of sight.
+        while (!awaiting_apply_.empty() && awaiting_apply_.begin()->first <= applied_) {
+            complete_later(std::move(awaiting_apply_.begin()->second.done), errc::outcome_unknown,
+                           awaiting_apply_.begin()->first);
+            awaiting_apply_.erase(awaiting_apply_.begin());
+        }
+        if (cfg_.on_applied) {
+            cfg_.on_applied(applied_);
+        }
         note(log_level::info, "snapshot installed", {{"index", image.meta.last_index.value()}});
         resp.next_offset = image.data.size();
         resp.done = true;
         send_when_durable(leader, std::move(resp), image.meta.last_index, writes_);
         schedule_io();
+    }
+
+    // --- proposal forwarding (config::forward_proposals) ------------------------------------
+
+    struct appended {
+        bool refused = false;
+        rejection reason{};
+        errc why{};
+        log_index index;
+    };
+
+    /// The leader's admission of a proposal, its own or forwarded: size and uncommitted-bytes
+    /// limits, then the append.
+    appended append_proposal(shared_bytes payload) {
+        if (payload.size() > cfg_.max_proposal_bytes) {
+            return {true, rejection::too_large, errc::proposal_too_large, {}};
+        }
+        log_entry entry{term_, log_.last_index() + 1, entry_kind::normal, std::move(payload)};
+        const std::size_t cost = entry_cost(entry);
+        if (uncommitted_bytes_ > 0 && uncommitted_bytes_ + cost > cfg_.max_uncommitted_bytes) {
+            return {true, rejection::uncommitted_limit, errc::uncommitted_limit, {}};
+        }
+        const log_index index = entry.index;
+        if (auto ec = append_as_leader(std::move(entry))) {
+            return ec == errc::disk_full
+                       ? appended{true, rejection::disk_full, errc::disk_full, {}}
+                       : appended{true, rejection::stopped, errc::storage_failure, {}};
+        }
+        return {false, {}, {}, index};
+    }
+
+    void forward(shared_bytes payload, completion done) {
+        const std::uint64_t id = ++forward_requests_;
+        ++counters_.proposals_forwarded;
+        const time_point deadline =
+            clock_.now() + std::chrono::duration_cast<duration>(cfg_.election_timeout_max);
+        forwarded_.emplace(id, forwarded_proposal{leader_, deadline, std::move(done)});
+        send(leader_, proposal_forward{cfg_.id, leader_, term_, id, std::move(payload)});
+        arm_timer();
+    }
+
+    void handle(proposal_forward& m) {
+        proposal_forward_response resp{cfg_.id, m.from, term_, m.request_id, log_index{}, 0};
+        if (role_ != role::leader) {
+            resp.error = static_cast<std::uint32_t>(leader_ == no_node ? errc::leader_unknown
+                                                                       : errc::not_leader);
+        } else {
+            const appended a = append_proposal(std::move(m.payload));
+            if (a.refused) {
+                ++counters_.proposals_rejected[static_cast<std::size_t>(a.reason)];
+                resp.error = static_cast<std::uint32_t>(a.why);
+            } else {
+                resp.index = a.index;
+            }
+        }
+        send(m.from, std::move(resp));
+    }
+
+    void handle(const proposal_forward_response& m) {
+        auto it = forwarded_.find(m.request_id);
+        if (it == forwarded_.end() || it->second.leader != m.from) {
+            return drop(drop_reason::unexpected, m);
+        }
+        completion done = std::move(it->second.done);
+        forwarded_.erase(it);
+        if (m.error != 0) {
+            // Only refusals are legitimate answers; anything else leaves the outcome open.
+            const auto why = static_cast<errc>(m.error);
+            const bool refusal = why == errc::not_leader || why == errc::leader_unknown ||
+                                 why == errc::proposal_too_large ||
+                                 why == errc::uncommitted_limit || why == errc::disk_full ||
+                                 why == errc::storage_failure;
+            return complete_later(std::move(done), refusal ? why : errc::outcome_unknown,
+                                  log_index{});
+        }
+        if (m.index <= applied_) {
+            // Applied before the answer arrived: committed, but its result is gone.
+            return complete_later(std::move(done), errc::outcome_unknown, m.index);
+        }
+        awaiting_apply_.emplace(m.index, awaiting_proposal{m.term, std::move(done)});
+    }
+
+    /// Completes forwarded proposals waiting for `e`'s index (and any the node skipped).
+    void settle_forwarded(const log_entry& e, std::optional<result_type>& value) {
+        while (!awaiting_apply_.empty() && awaiting_apply_.begin()->first <= e.index) {
+            auto waiting = awaiting_apply_.extract(awaiting_apply_.begin());
+            awaiting_proposal& a = waiting.mapped();
+            if (waiting.key() == e.index && a.entry_term == e.term && value.has_value()) {
+                finished_.push_back(
+                    {std::move(a.done), result{{}, e.index, leader_, std::move(value)}});
+                value.reset();
+            } else {
+                // Another entry committed at that index: the proposal never will (paper §5.4).
+                complete_later(std::move(a.done), errc::proposal_dropped, waiting.key());
+            }
+        }
+    }
+
+    void expire_forwarded(time_point now) {
+        while (!forwarded_.empty() && forwarded_.begin()->second.deadline <= now) {
+            complete_later(std::move(forwarded_.begin()->second.done), errc::outcome_unknown,
+                           log_index{});
+            forwarded_.erase(forwarded_.begin());
+        }
+    }
+
+    /// Fails unanswered forwards (and, with `all`, those awaiting their apply too).
+    void fail_forwarded(errc why, bool all) {
+        for (auto& [id, f] : forwarded_) {
+            complete_later(std::move(f.done), why, log_index{});
+        }
+        forwarded_.clear();
+        if (all) {
+            for (auto& [index, a] : awaiting_apply_) {
+                complete_later(std::move(a.done), why, index);
+            }
+            awaiting_apply_.clear();
+        }
+    }
+
+    void complete_later(completion done, errc why, log_index index) {
+        scheduler_.post(
+            [done = std::move(done), r = result{why, index, leader_, std::nullopt}]() mutable {
+                done(std::move(r));
+            });
     }
 
     // --- messages this build does not handle yet ---------------------------------------------
@@ -1302,6 +1449,7 @@ private:
         peers_.clear();
         deferred_.clear();
         fail_pending(errc::storage_failure);
+        fail_forwarded(errc::storage_failure, true);
         if (timer_armed_) {
             scheduler_.cancel(timer_);
             timer_armed_ = false;
@@ -1350,6 +1498,9 @@ private:
                 }
                 applied_config_ = std::move(decoded).value();
             }
+            if (!awaiting_apply_.empty() && awaiting_apply_.begin()->first <= e.index) {
+                settle_forwarded(e, value);
+            }
             if (!pending_.empty() && pending_.front().index == e.index) {
                 SYNOD_ASSERT(e.term == term_ && role_ == role::leader,
                              "a pending proposal outlived its leadership");
@@ -1364,6 +1515,9 @@ private:
         maybe_take_snapshot();
         schedule_apply();
         check_invariants();
+        if (cfg_.on_applied) {
+            cfg_.on_applied(applied_);
+        }
         // Completions run last, with the node consistent: one may propose again, or even
         // destroy the node, which ends this loop's use of it.
         auto finished = std::move(finished_);
@@ -1418,7 +1572,9 @@ private:
             return cfg_.check_quorum ? std::min(heartbeat_deadline_, quorum_check_deadline_)
                                      : heartbeat_deadline_;
         }
-        return election_deadline_;
+        return forwarded_.empty()
+                   ? election_deadline_
+                   : std::min(election_deadline_, forwarded_.begin()->second.deadline);
     }
 
     /// One timer serves every deadline. A timer that fires before the current deadline simply
@@ -1446,6 +1602,7 @@ private:
             return;
         }
         const time_point now = clock_.now();
+        expire_forwarded(now);
         if (role_ == role::leader) {
             if (cfg_.check_quorum && now >= quorum_check_deadline_) {
                 check_quorum(now);
@@ -1650,6 +1807,24 @@ private:
     log_index compaction_upto_;
     std::uint64_t compaction_needs_writes_ = 0;
     std::optional<std::pair<log_index, std::uint32_t>> checksum_cache_;
+
+    /// On a leader: index of its term's first entry (the no-op).
+    log_index term_start_index_;
+
+    /// Proposals forwarded to the leader and not answered yet, by request id (so by deadline).
+    struct forwarded_proposal {
+        node_id leader;
+        time_point deadline;
+        completion done;
+    };
+    std::map<std::uint64_t, forwarded_proposal> forwarded_;
+    std::uint64_t forward_requests_ = 0;
+    /// Forwarded proposals the leader appended, by index, waiting for this node to apply them.
+    struct awaiting_proposal {
+        term entry_term;
+        completion done;
+    };
+    std::multimap<log_index, awaiting_proposal> awaiting_apply_;
 };
 
 } // namespace synod::raft

@@ -98,6 +98,9 @@ struct counters {
     /// AppendEntries whose entries this follower could not write for lack of space.
     std::uint64_t appends_refused_disk_full = 0;
 
+    /// Proposals this follower forwarded to its leader (`config::forward_proposals`).
+    std::uint64_t proposals_forwarded = 0;
+
     /// Snapshots this node took of its own state machine.
     std::uint64_t snapshots_taken = 0;
     /// Entries removed from the front of the log by compaction.

@@ -127,10 +127,17 @@ inline void write_html_report(const sweep_result& r, std::ostream& out) {
         << r.recent_messages.size()
         << ":</p><table id=\"messages\"><tr><th>ms</th><th>from"
            "</th><th>to</th><th>type</th><th>term</th></tr>\n";
-    constexpr const char* type_names[] = {
-        "vote_request",    "vote_response",          "append_request",
-        "append_response", "snapshot_chunk_request", "snapshot_chunk_response",
-        "timeout_now",     "read_index_request",     "read_index_response"};
+    constexpr const char* type_names[] = {"vote_request",
+                                          "vote_response",
+                                          "append_request",
+                                          "append_response",
+                                          "snapshot_chunk_request",
+                                          "snapshot_chunk_response",
+                                          "timeout_now",
+                                          "read_index_request",
+                                          "read_index_response",
+                                          "proposal_forward",
+                                          "proposal_forward_response"};
     for (const auto& m : r.recent_messages) {
         out << "<tr><td>" << ms(m.at, origin) << "</td><td>n" << m.from.value() << "</td><td>n"
             << m.to.value() << "</td><td>"

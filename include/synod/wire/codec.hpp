@@ -70,6 +70,14 @@ template <class A>
 void fields(A& a, read_index_response& m) {
     a(m.from, m.to, m.term, m.request_id, m.read_index, m.success);
 }
+template <class A>
+void fields(A& a, proposal_forward& m) {
+    a(m.from, m.to, m.term, m.request_id, m.payload);
+}
+template <class A>
+void fields(A& a, proposal_forward_response& m) {
+    a(m.from, m.to, m.term, m.request_id, m.index, m.error);
+}
 
 // ---------------------------------------------------------------------------------------------
 

@@ -53,6 +53,8 @@ enum class message_type : std::uint8_t {
     timeout_now,
     read_index_request,
     read_index_response,
+    proposal_forward,
+    proposal_forward_response,
 };
 
 inline constexpr std::uint8_t max_message_type = std::variant_size_v<message>;
