@@ -456,6 +456,7 @@ private:
 
     void become_leader() {
         role_ = role::leader;
+        incoming_.reset(); // a leader receives no snapshots: free the partial one
         set_leader(cfg_.id);
         ++counters_.elections_won;
         votes_.clear();
@@ -715,6 +716,9 @@ private:
 
     void advance_commit(log_index to) {
         commit_ = to;
+        if (incoming_ && incoming_->last_index <= commit_) {
+            incoming_.reset(); // caught up through the log: the partial snapshot is moot
+        }
         while (!uncommitted_.empty() && uncommitted_.front().index <= commit_) {
             uncommitted_bytes_ -= uncommitted_.front().cost;
             uncommitted_.pop_front();
@@ -994,7 +998,11 @@ private:
             // ask for the same offset again and are ignored.
             const bool echo = t.rewound_to == resp.next_offset && t.sent > resp.next_offset &&
                               resp.next_offset >= t.acked;
-            if (!echo) {
+            // A refusal of the whole (it failed verification or the state machine refused it)
+            // is retried by the heartbeat's stall check, not at once: a state machine that
+            // cannot restore it would otherwise receive it in a tight loop.
+            const bool whole_refused = resp.next_offset == 0 && t.all_sent;
+            if (!echo && !whole_refused) {
                 rewind_or_refresh(resp.from, *pr, resp.next_offset);
             }
         } else if (resp.next_offset > t.acked) {
@@ -1058,7 +1066,8 @@ private:
                                                 req.config,
                                                 req.total_size,
                                                 req.snapshot_crc,
-                                                {}});
+                                                {},
+                                                0});
             // Reserve what a plausible snapshot needs, not what a message claims.
             incoming_->bytes.reserve(static_cast<std::size_t>(
                 std::min<std::uint64_t>(req.total_size, std::uint64_t{64} << 20)));
@@ -1072,6 +1081,7 @@ private:
             return;
         }
         in.bytes.insert(in.bytes.end(), req.data.span().begin(), req.data.span().end());
+        in.running_crc = wire::crc32c(req.data.span(), in.running_crc); // (the chunk is hot)
         if (in.bytes.size() < in.total_size) {
             resp.next_offset = in.bytes.size();
             send(req.from, std::move(resp));
@@ -1092,7 +1102,7 @@ private:
     void install_snapshot(node_id leader, snapshot_chunk_response resp) {
         incoming_snapshot in = std::move(*incoming_);
         incoming_.reset();
-        if (wire::crc32c(byte_span(in.bytes)) != in.crc) {
+        if (in.running_crc != in.crc) {
             return reject_snapshot(leader, std::move(resp),
                                    "assembled snapshot failed its checksum");
         }
@@ -1792,6 +1802,8 @@ private:
         std::uint32_t crc = 0;
         /// \invariant bytes.size() <= total_size.
         byte_vector bytes;
+        /// CRC32C of `bytes`, extended chunk by chunk.
+        std::uint32_t running_crc = 0;
     };
     std::optional<incoming_snapshot> incoming_;
     std::error_code last_snapshot_rejection_;
