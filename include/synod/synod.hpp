@@ -33,4 +33,7 @@
 #include <synod/machines/epoch_ledger.hpp>
 #include <synod/machines/service_directory.hpp>
 
+#include <synod/coord/coordinator.hpp>
+#include <synod/coord/director.hpp>
+#include <synod/coord/director_supervisor.hpp>
 #include <synod/coord/epoch_fence.hpp>
