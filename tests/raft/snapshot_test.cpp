@@ -62,6 +62,16 @@ node_id follower_of(cluster&, node_id leader) {
     return leader == n3 ? n2 : n3;
 }
 
+/// Cuts `id` off from everyone (and tells the cluster not to wait for it), and back.
+void cut_off(cluster& c, node_id id) {
+    c.network().isolate(id, c.ids());
+    c.set_partitioned(id, true);
+}
+void reconnect(cluster& c, node_id id) {
+    c.network().heal();
+    c.set_partitioned(id, false);
+}
+
 bool caught_up(cluster& c, node_id id, node_id leader) {
     return c.is_up(id) && c.node(id).applied_index() == c.node(leader).applied_index();
 }
@@ -72,14 +82,12 @@ TEST_CASE("paper §7: a follower cut off while the leader compacts catches up th
     c.start_all();
     const node_id leader = *c.wait_for_leader();
     const node_id lagging = follower_of(c, leader);
-    c.network().isolate(lagging, c.ids());
-    c.set_partitioned(lagging, true);
+    cut_off(c, lagging);
     write(c, 100);
     CHECK(c.node(leader).status().first_index > c.node(lagging).status().last_index);
     CHECK(c.node(leader).counters().snapshots_taken >= 4);
 
-    c.network().heal();
-    c.set_partitioned(lagging, false);
+    reconnect(c, lagging);
     REQUIRE(c.run_until([&] { return caught_up(c, lagging, leader); }, 5s));
     CHECK(c.node(lagging).counters().snapshots_installed >= 1);
     CHECK(c.node(leader).counters().snapshot_transfers_started >= 1);
@@ -106,12 +114,10 @@ TEST_CASE("paper §7: compaction keeps a tail, so a follower that lags a little 
     const node_id leader = *c.wait_for_leader();
     const node_id lagging = follower_of(c, leader);
     write(c, 30);
-    c.network().isolate(lagging, c.ids());
-    c.set_partitioned(lagging, true);
+    cut_off(c, lagging);
     write(c, 20); // the leader snapshots but keeps 50 entries behind its snapshot
     CHECK(c.node(leader).counters().snapshots_taken >= 2);
-    c.network().heal();
-    c.set_partitioned(lagging, false);
+    reconnect(c, lagging);
     REQUIRE(c.run_until([&] { return caught_up(c, lagging, leader); }, 5s));
     CHECK(c.node(leader).counters().snapshot_transfers_started == 0);
     CHECK(c.node(lagging).counters().snapshots_installed == 0);
@@ -177,11 +183,9 @@ TEST_CASE("paper §7: a leader change in the middle of a snapshot transfer; the 
     c.start_all();
     const node_id leader = *c.wait_for_leader();
     const node_id lagging = follower_of(c, leader);
-    c.network().isolate(lagging, c.ids());
-    c.set_partitioned(lagging, true);
+    cut_off(c, lagging);
     write(c, 60);
-    c.network().heal();
-    c.set_partitioned(lagging, false);
+    reconnect(c, lagging);
     // Wait until part of the snapshot has arrived, then crash the leader.
     REQUIRE(c.run_until([&] { return c.node(lagging).status().incoming_snapshot_bytes > 64; }, 5s));
     CHECK(c.node(lagging).counters().snapshots_installed == 0);
@@ -210,15 +214,13 @@ TEST_CASE("paper §7: duplicated, reordered and lost chunks still assemble into 
     c.start_all();
     const node_id leader = *c.wait_for_leader();
     const node_id lagging = follower_of(c, leader);
-    c.network().isolate(lagging, c.ids());
-    c.set_partitioned(lagging, true);
+    cut_off(c, lagging);
     write(c, 80);
     sim::network_faults faults;
     faults.duplicate = 0.2;
     faults.drop = 0.1;
     c.network().set_faults(faults);
-    c.network().heal();
-    c.set_partitioned(lagging, false);
+    reconnect(c, lagging);
     REQUIRE(c.run_until([&] { return caught_up(c, lagging, leader); }, 20s));
     c.network().set_faults({});
     CHECK(c.node(lagging).counters().snapshots_installed >= 1);
@@ -249,20 +251,24 @@ shared_bytes flip_first_bit(const shared_bytes& data) {
     return shared_bytes(byte_span(bytes));
 }
 
+/// Leaves `lagging` behind while the leader compacts, then reconnects it and holds back the
+/// first chunk of the snapshot sent to it.
+void catch_first_chunk(cluster& c, node_id lagging, chunk_interceptor& ic) {
+    cut_off(c, lagging);
+    write(c, 60);
+    intercept_first_chunk(c, lagging, ic);
+    reconnect(c, lagging);
+    REQUIRE(c.run_until([&] { return ic.caught.has_value(); }, 5s));
+}
+
 TEST_CASE("paper §7: a chunk whose checksum fails is refused with bad_crc, resent, and never "
           "restored") {
     cluster c(compacting(7));
     c.start_all();
     const node_id leader = *c.wait_for_leader();
     const node_id lagging = follower_of(c, leader);
-    c.network().isolate(lagging, c.ids());
-    c.set_partitioned(lagging, true);
-    write(c, 60);
     chunk_interceptor ic;
-    intercept_first_chunk(c, lagging, ic);
-    c.network().heal();
-    c.set_partitioned(lagging, false);
-    REQUIRE(c.run_until([&] { return ic.caught.has_value(); }, 5s));
+    catch_first_chunk(c, lagging, ic);
     snapshot_chunk_request damaged = *ic.caught;
     damaged.data = flip_first_bit(damaged.data); // chunk_crc still describes the original
     c.network().send(leader, lagging, damaged);
@@ -284,14 +290,8 @@ TEST_CASE("paper §7: a snapshot whose chunks verify but whose whole does not is
     c.start_all();
     const node_id leader = *c.wait_for_leader();
     const node_id lagging = follower_of(c, leader);
-    c.network().isolate(lagging, c.ids());
-    c.set_partitioned(lagging, true);
-    write(c, 60);
     chunk_interceptor ic;
-    intercept_first_chunk(c, lagging, ic);
-    c.network().heal();
-    c.set_partitioned(lagging, false);
-    REQUIRE(c.run_until([&] { return ic.caught.has_value(); }, 5s));
+    catch_first_chunk(c, lagging, ic);
     REQUIRE(ic.caught->done);
     const std::vector<std::string> before = c.machine(lagging).applied;
     snapshot_chunk_request forged = *ic.caught;
