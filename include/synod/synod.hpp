@@ -37,3 +37,4 @@
 #include <synod/coord/director.hpp>
 #include <synod/coord/director_supervisor.hpp>
 #include <synod/coord/epoch_fence.hpp>
+#include <synod/coord/simulated_cluster.hpp>

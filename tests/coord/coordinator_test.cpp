@@ -19,8 +19,7 @@ using machines::service_endpoint;
 using test::coordinator_cluster;
 
 std::optional<node_id> wait_ready(coordinator_cluster& c, sim::duration limit = 10s) {
-    c.run_until([&] { return c.ready_leader().has_value(); }, limit);
-    return c.ready_leader();
+    return c.wait_ready(limit);
 }
 
 node_id some_follower(coordinator_cluster& c, node_id leader) {

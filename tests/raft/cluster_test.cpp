@@ -263,7 +263,7 @@ TEST_CASE("bad input: unknown senders, misaddressed and stale messages and absur
     l.receive(vote_response{follower, *leader, t, true, false});
     CHECK(l.counters().dropped(raft::drop_reason::unexpected) == unexpected + 1);
 
-    l.receive(read_index_request{follower, *leader, t, 1});
+    l.receive(timeout_now{follower, *leader, t});
     CHECK(l.counters().dropped(raft::drop_reason::unsupported) == 1);
 
     // A higher-term vote request while the leader is healthy: ignored (thesis §4.2.3).

@@ -67,6 +67,10 @@ struct config {
     /// InstallSnapshot chunk size. Chunks share a follower's inflight window with entries.
     std::size_t snapshot_chunk_bytes = std::size_t{1} << 20;
 
+    /// Lease reads (`node::read_under_lease`, thesis §6.4.1) assume clocks drift apart by less
+    /// than this per election timeout; the lease is shorter than `election_timeout_min` by it.
+    std::chrono::milliseconds lease_clock_drift{20};
+
     /// A follower that knows the leader forwards proposals to it instead of refusing them with
     /// `not_leader`; the completion then runs when the follower itself applies the entry, with
     /// its own state machine's result (etcd calls this proposal forwarding).
@@ -91,7 +95,8 @@ struct config {
             heartbeat_interval >= election_timeout_min || max_entries_per_append == 0 ||
             max_bytes_per_append == 0 || max_inflight_appends == 0 || max_inflight_bytes == 0 ||
             max_uncommitted_bytes == 0 || max_proposal_bytes == 0 || max_apply_batch == 0 ||
-            snapshot_chunk_bytes == 0) {
+            snapshot_chunk_bytes == 0 || lease_clock_drift.count() < 0 ||
+            lease_clock_drift >= election_timeout_min) {
             return errc::invalid_argument;
         }
         if (!initial_membership.voters().empty() && !initial_membership.valid()) {

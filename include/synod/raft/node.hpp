@@ -31,6 +31,7 @@
 #include <synod/raft/progress.hpp>
 #include <synod/raft/proposal.hpp>
 #include <synod/raft/quorum.hpp>
+#include <synod/raft/read_index.hpp>
 #include <synod/raft/status.hpp>
 #include <synod/wire/codec.hpp>
 #include <synod/wire/crc32c.hpp>
@@ -84,6 +85,7 @@ public:
         }
         fail_pending(errc::outcome_unknown);
         fail_forwarded(errc::outcome_unknown, true);
+        fail_reads(errc::shutting_down, true);
     }
 
     /// Recovers durable state from the log and starts as a follower. Call once.
@@ -158,6 +160,43 @@ public:
             return refuse(a.reason, a.why, std::move(done));
         }
         pending_.push_back(pending_proposal{a.index, std::move(done)});
+    }
+
+    using read_completion = unique_function<void(read_result)>;
+
+    /// A linearizable read (thesis §6.4, ReadIndex): `done` runs, never inside this call, once
+    /// this node's state machine reflects every write committed before the call — read it
+    /// then. On the leader: it records its commit index, confirms it still leads with one
+    /// heartbeat round to a quorum (shared by every read of the same turn), and waits until
+    /// that index is applied; a new leader first commits its no-op. On a follower: it asks the
+    /// leader for a read index, then waits until it has applied that far itself. See
+    /// read_index.hpp for the outcomes.
+    void read_index(read_completion done) {
+        if (stopped_) {
+            return finish_read(std::move(done), errc::storage_failure, log_index{});
+        }
+        if (role_ != role::leader) {
+            if (leader_ == no_node) {
+                return finish_read(std::move(done), errc::leader_unknown, log_index{});
+            }
+            return ask_leader_for_read(std::move(done));
+        }
+        reads_.push_back({log_index{}, 0, read_deadline(), std::move(done), no_node, 0});
+        want_read_round();
+    }
+
+    /// A read under the leader's lease: no round trip while the lease holds, so its safety
+    /// also rests on clocks drifting apart by less than `lease_clock_drift` per election
+    /// timeout (thesis §6.4.1) — a weaker guarantee than `read_index`, hence the name. Needs
+    /// `check_quorum`; without a valid lease (or on a follower) it is a `read_index`.
+    void read_under_lease(read_completion done) {
+        if (!stopped_ && role_ == role::leader && cfg_.check_quorum && leader_caught_up() &&
+            clock_.now() < lease_until_) {
+            ++counters_.lease_reads;
+            reads_ready_.emplace(commit_, std::move(done));
+            return settle_reads();
+        }
+        read_index(std::move(done));
     }
 
     /// Starts an election now, as if the election timeout had elapsed (for tests and tools).
@@ -450,6 +489,9 @@ private:
             uncommitted_.clear();
             uncommitted_bytes_ = 0;
             fail_pending(errc::outcome_unknown);
+            fail_reads(errc::stale_read, false);
+            lease_until_ = time_point{};
+            broadcasts_.clear();
         }
         arm_timer();
     }
@@ -493,6 +535,10 @@ private:
                  {{"leader", leader.value()}, {"term", term_.value()}});
             // Forwards the old leader has not answered may or may not have been appended.
             fail_forwarded(errc::outcome_unknown, false);
+            for (auto& [id, r] : remote_reads_) {
+                finish_read(std::move(r.done), errc::stale_read, log_index{});
+            }
+            remote_reads_.clear();
             if (cfg_.on_leader_change) {
                 cfg_.on_leader_change(leader, term_);
             }
@@ -573,6 +619,9 @@ private:
     /// committed. In replicate state it names the follower's known match, so it is never
     /// rejected for entries still in flight; in probe state it is the next probe.
     void heartbeat(time_point now) {
+        // Every message of this broadcast carries a round above this one: an answer to any of
+        // them shows the follower still followed this leader after `now` (for leases).
+        broadcasts_.emplace_back(rounds_ + 1, now);
         for (auto& [id, pr] : peers_) {
             if (pr.state == replication_state::snapshot) {
                 heartbeat_snapshot(id, pr);
@@ -620,6 +669,10 @@ private:
             return drop(drop_reason::index_out_of_range, resp);
         }
         pr->recently_active = true;
+        if (resp.round > pr->acked_round && resp.round <= rounds_) {
+            pr->acked_round = resp.round;
+            leadership_acknowledged();
+        }
         if (pr->state == replication_state::snapshot) {
             // Answers to appends sent before the transfer began; only one showing that the
             // follower can be served from the log again ends the transfer.
@@ -1157,6 +1210,223 @@ private:
         schedule_io();
     }
 
+    // --- linearizable reads (thesis §6.4) --------------------------------------------------
+
+    /// A read on the leader waiting for its confirmation round (`round` 0: not sent yet),
+    /// from this node (`done`) or from a follower (`remote`, `remote_id`).
+    struct leader_read {
+        log_index index;
+        std::uint64_t round = 0;
+        time_point deadline;
+        read_completion done;
+        node_id remote;
+        std::uint64_t remote_id = 0;
+    };
+    /// A read this follower asked the leader about.
+    struct remote_read {
+        node_id leader;
+        time_point deadline;
+        read_completion done;
+    };
+
+    [[nodiscard]] time_point read_deadline() const {
+        return clock_.now() + std::chrono::duration_cast<duration>(cfg_.election_timeout_max);
+    }
+
+    void want_read_round() {
+        read_round_wanted_ = true;
+        schedule_io();
+    }
+
+    /// Confirms leadership for every read not yet in a round, with one heartbeat broadcast.
+    /// A leader whose no-op is not applied yet waits: its commit index may still be behind
+    /// entries committed by earlier leaders (thesis §6.4, step 1).
+    void start_read_round() {
+        if (!leader_caught_up()) {
+            return; // the no-op's apply calls back (see apply_committed)
+        }
+        read_round_wanted_ = false;
+        const std::uint64_t round = rounds_ + 1;
+        bool any = false;
+        for (leader_read& r : reads_) {
+            if (r.round == 0) {
+                r.round = round;
+                r.index = commit_;
+                any = true;
+            }
+        }
+        if (!any) {
+            return;
+        }
+        ++counters_.read_index_rounds;
+        const time_point now = clock_.now();
+        heartbeat(now);
+        arm_timer();
+        confirm_reads();
+    }
+
+    void leadership_acknowledged() {
+        confirm_reads();
+        extend_lease();
+    }
+
+    /// Reads whose round a quorum has answered are confirmed: served locally once applied, or
+    /// answered to the follower that asked.
+    void confirm_reads() {
+        while (!reads_.empty() && reads_.front().round != 0) {
+            const std::uint64_t round = reads_.front().round;
+            const bool confirmed = has_quorum(config_, [&](node_id id) {
+                if (id == cfg_.id) {
+                    return true;
+                }
+                const progress* pr = find_peer(id);
+                return pr != nullptr && pr->acked_round >= round;
+            });
+            if (!confirmed) {
+                break;
+            }
+            leader_read r = std::move(reads_.front());
+            reads_.pop_front();
+            if (r.remote != no_node) {
+                send(r.remote,
+                     read_index_response{cfg_.id, r.remote, term_, r.remote_id, r.index, true});
+            } else {
+                reads_ready_.emplace(r.index, std::move(r.done));
+            }
+        }
+        settle_reads();
+    }
+
+    /// Thesis §6.4.1: a quorum answered a broadcast sent at `t`, so none of them will vote
+    /// for another leader before `t + election_timeout_min` (check-quorum's lease); minus the
+    /// drift bound, this leader may serve reads alone until then.
+    void extend_lease() {
+        if (!cfg_.check_quorum) {
+            return;
+        }
+        const log_index acked = quorum_index(
+            config_,
+            [&](node_id id) {
+                if (id == cfg_.id) {
+                    return log_index{rounds_};
+                }
+                const progress* pr = find_peer(id);
+                return log_index{pr != nullptr ? pr->acked_round : 0};
+            },
+            scratch_indexes_);
+        std::optional<time_point> start;
+        while (!broadcasts_.empty() && broadcasts_.front().first <= acked.value()) {
+            start = broadcasts_.front().second;
+            broadcasts_.pop_front();
+        }
+        if (start) {
+            lease_until_ = std::max(lease_until_, *start + duration(cfg_.election_timeout_min) -
+                                                      duration(cfg_.lease_clock_drift));
+        }
+    }
+
+    /// Completes confirmed reads whose index this node has applied.
+    void settle_reads() {
+        while (!reads_ready_.empty() && reads_ready_.begin()->first <= applied_) {
+            ++counters_.reads_served;
+            finish_read(std::move(reads_ready_.begin()->second), {}, reads_ready_.begin()->first);
+            reads_ready_.erase(reads_ready_.begin());
+        }
+    }
+
+    void ask_leader_for_read(read_completion done) {
+        const std::uint64_t id = ++read_requests_;
+        remote_reads_.emplace(id, remote_read{leader_, read_deadline(), std::move(done)});
+        send(leader_, read_index_request{cfg_.id, leader_, term_, id});
+        arm_timer();
+    }
+
+    void handle(const read_index_request& m) {
+        if (role_ != role::leader) {
+            return send(m.from,
+                        read_index_response{cfg_.id, m.from, term_, m.request_id, {}, false});
+        }
+        reads_.push_back({log_index{}, 0, read_deadline(), {}, m.from, m.request_id});
+        want_read_round();
+    }
+
+    void handle(const read_index_response& m) {
+        auto it = remote_reads_.find(m.request_id);
+        if (it == remote_reads_.end() || it->second.leader != m.from) {
+            return drop(drop_reason::unexpected, m);
+        }
+        read_completion done = std::move(it->second.done);
+        remote_reads_.erase(it);
+        if (!m.success) {
+            return finish_read(std::move(done), errc::not_leader, log_index{});
+        }
+        reads_ready_.emplace(m.read_index, std::move(done));
+        settle_reads();
+    }
+
+    void expire_reads(time_point now) {
+        while (!reads_.empty() && reads_.front().deadline <= now) {
+            fail_leader_read(reads_.front(), errc::stale_read);
+            reads_.pop_front();
+        }
+        for (auto it = remote_reads_.begin(); it != remote_reads_.end();) {
+            if (it->second.deadline <= now) {
+                finish_read(std::move(it->second.done), errc::stale_read, log_index{});
+                it = remote_reads_.erase(it);
+            } else {
+                ++it;
+            }
+        }
+    }
+
+    [[nodiscard]] std::optional<time_point> earliest_read_deadline() const {
+        std::optional<time_point> at;
+        if (!reads_.empty()) {
+            at = reads_.front().deadline;
+        }
+        if (!remote_reads_.empty()) {
+            const time_point r = remote_reads_.begin()->second.deadline; // ids grow with time
+            at = at ? std::min(*at, r) : r;
+        }
+        return at;
+    }
+
+    void fail_leader_read(leader_read& r, errc why) {
+        if (r.remote != no_node) {
+            send(r.remote, read_index_response{cfg_.id, r.remote, term_, r.remote_id, {}, false});
+        } else {
+            finish_read(std::move(r.done), why, log_index{});
+        }
+    }
+
+    /// Fails reads not yet confirmed (with `all`, confirmed ones too, and the follower's).
+    void fail_reads(errc why, bool all) {
+        for (leader_read& r : reads_) {
+            fail_leader_read(r, why);
+        }
+        reads_.clear();
+        read_round_wanted_ = false;
+        if (all) {
+            for (auto& [id, r] : remote_reads_) {
+                finish_read(std::move(r.done), why, log_index{});
+            }
+            remote_reads_.clear();
+            for (auto& [index, done] : reads_ready_) {
+                finish_read(std::move(done), why, log_index{});
+            }
+            reads_ready_.clear();
+        }
+    }
+
+    void finish_read(read_completion done, std::error_code ec, log_index index) {
+        if (ec) {
+            ++counters_.reads_failed;
+        }
+        scheduler_.post([done = std::move(done), r = read_result{ec, index, leader_}]() mutable {
+            done(std::move(r));
+        });
+    }
+
     // --- proposal forwarding (config::forward_proposals) ------------------------------------
 
     struct appended {
@@ -1285,8 +1555,6 @@ private:
     // --- messages this build does not handle yet ---------------------------------------------
 
     void handle(const timeout_now& m) { drop(drop_reason::unsupported, m); }
-    void handle(const read_index_request& m) { drop(drop_reason::unsupported, m); }
-    void handle(const read_index_response& m) { drop(drop_reason::unsupported, m); }
 
     // --- membership ------------------------------------------------------------------------
 
@@ -1394,6 +1662,9 @@ private:
             replicate_pending_ = false;
             replicate_to_all();
         }
+        if (read_round_wanted_ && role_ == role::leader) {
+            start_read_round();
+        }
         start_flush();
         check_invariants();
     }
@@ -1460,6 +1731,7 @@ private:
         deferred_.clear();
         fail_pending(errc::storage_failure);
         fail_forwarded(errc::storage_failure, true);
+        fail_reads(errc::storage_failure, true);
         if (timer_armed_) {
             scheduler_.cancel(timer_);
             timer_armed_ = false;
@@ -1524,7 +1796,12 @@ private:
         }
         maybe_take_snapshot();
         schedule_apply();
+        settle_reads();
+        if (read_round_wanted_ && leader_caught_up()) {
+            schedule_io(); // reads waited for this leader's no-op
+        }
         check_invariants();
+        settle_reads();
         if (cfg_.on_applied) {
             cfg_.on_applied(applied_);
         }
@@ -1578,13 +1855,16 @@ private:
     }
 
     [[nodiscard]] time_point next_deadline() const {
-        if (role_ == role::leader) {
-            return cfg_.check_quorum ? std::min(heartbeat_deadline_, quorum_check_deadline_)
-                                     : heartbeat_deadline_;
+        time_point at = role_ != role::leader ? election_deadline_
+                        : cfg_.check_quorum ? std::min(heartbeat_deadline_, quorum_check_deadline_)
+                                            : heartbeat_deadline_;
+        if (!forwarded_.empty()) {
+            at = std::min(at, forwarded_.begin()->second.deadline);
         }
-        return forwarded_.empty()
-                   ? election_deadline_
-                   : std::min(election_deadline_, forwarded_.begin()->second.deadline);
+        if (auto r = earliest_read_deadline()) {
+            at = std::min(at, *r);
+        }
+        return at;
     }
 
     /// One timer serves every deadline. A timer that fires before the current deadline simply
@@ -1613,6 +1893,7 @@ private:
         }
         const time_point now = clock_.now();
         expire_forwarded(now);
+        expire_reads(now);
         if (role_ == role::leader) {
             if (cfg_.check_quorum && now >= quorum_check_deadline_) {
                 check_quorum(now);
@@ -1837,6 +2118,19 @@ private:
         completion done;
     };
     std::multimap<log_index, awaiting_proposal> awaiting_apply_;
+
+    /// On a leader: reads awaiting their confirmation round, in round order (unsent last).
+    std::deque<leader_read> reads_;
+    bool read_round_wanted_ = false;
+    /// Confirmed reads (leader's or follower's), waiting until their index is applied here.
+    std::multimap<log_index, read_completion> reads_ready_;
+    /// On a follower: reads it asked the leader about, by request id.
+    std::map<std::uint64_t, remote_read> remote_reads_;
+    std::uint64_t read_requests_ = 0;
+    /// On a leader: (first round, time) of heartbeat broadcasts not yet acknowledged by a
+    /// quorum, and the end of the lease they earned. \invariant rounds increase.
+    std::deque<std::pair<std::uint64_t, time_point>> broadcasts_;
+    time_point lease_until_{};
 };
 
 } // namespace synod::raft

@@ -74,6 +74,9 @@ struct progress {
     std::uint64_t probe_round = 0;
     /// Heard from since the last check-quorum round.
     bool recently_active = false;
+    /// Highest `round` this follower has answered in this term: it followed this leader when
+    /// that message was sent (ReadIndex confirmation and leases, thesis §6.4).
+    std::uint64_t acked_round = 0;
     /// `match` at the previous heartbeat, and how many heartbeats in a row found the window
     /// non-empty without `match` moving: messages in flight have probably been lost.
     log_index match_at_heartbeat;

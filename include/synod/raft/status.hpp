@@ -98,6 +98,13 @@ struct counters {
     /// AppendEntries whose entries this follower could not write for lack of space.
     std::uint64_t appends_refused_disk_full = 0;
 
+    /// Reads (thesis §6.4): confirmation rounds a leader ran (one per turn's batch of reads),
+    /// lease reads served without a round, reads served, and reads failed.
+    std::uint64_t read_index_rounds = 0;
+    std::uint64_t lease_reads = 0;
+    std::uint64_t reads_served = 0;
+    std::uint64_t reads_failed = 0;
+
     /// Proposals this follower forwarded to its leader (`config::forward_proposals`).
     std::uint64_t proposals_forwarded = 0;
 
