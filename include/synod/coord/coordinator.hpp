@@ -11,7 +11,7 @@
 ///   starts. A failed director makes it `recovery_failed` until a fresh epoch is issued.
 /// - **gateway API**: register/deregister services and read the directory from any node;
 ///   followers forward writes to the leader and report the leader's outcome. Reads are
-///   linearizable (a barrier through the log) unless the caller asks for a stale one by name.
+///   linearizable (ReadIndex) unless the caller asks for a stale one by name.
 /// - **watchers**: directory changes and readiness changes, delivered on the scheduler.
 ///
 /// Epochs are issued by `machines::epoch_ledger`, so each is strictly greater than every epoch
@@ -69,21 +69,9 @@ struct policies {
     using scheduler_type = Scheduler;
 };
 
-/// A command that changes nothing: proposing it and waiting for its apply is a read barrier.
-struct read_barrier {
-    using result_type = std::monostate;
-    result_type apply(const log_entry&) { return {}; }
-    [[nodiscard]] shared_bytes snapshot() const { return {}; }
-    std::error_code restore(byte_span b) {
-        return b.empty() ? std::error_code{} : errc::corrupt_snapshot;
-    }
-};
-static_assert(state_machine<read_barrier>);
-
 /// The machines of a coordinator's group. New machines go at the end: a command's tag is its
 /// machine's position.
-using coordinator_machines =
-    machines::compose<machines::service_directory, machines::epoch_ledger, read_barrier>;
+using coordinator_machines = machines::compose<machines::service_directory, machines::epoch_ledger>;
 
 /// What a directory write reports.
 struct write_result {
@@ -181,20 +169,20 @@ public:
         write(machines::service_directory::encode_deregister_services(ids), std::move(done));
     }
 
-    /// A linearizable read: the directory once every write committed before this call is
-    /// applied here (a barrier entry through the log; from a follower, through its leader).
+    /// A linearizable read (ReadIndex, thesis §6.4): the directory once every write
+    /// committed before this call is applied here; from a follower, through its leader's read
+    /// index. Errors as `raft::read_result` (`stale_read`, `leader_unknown`, ...).
     void read_directory(read_completion done) {
-        node_.propose(coordinator_machines::encode<read_barrier>(byte_span{}),
-                      [this, life = std::weak_ptr(lifetime_),
-                       done = std::move(done)](typename node_type::result r) mutable {
-                          if (auto self = life.lock(); !self || !*self) {
-                              return done(errc::shutting_down);
-                          }
-                          if (r.error) {
-                              return done(r.error);
-                          }
-                          done(view());
-                      });
+        node_.read_index([this, life = std::weak_ptr(lifetime_),
+                          done = std::move(done)](raft::read_result r) mutable {
+            if (auto self = life.lock(); !self || !*self) {
+                return done(errc::shutting_down);
+            }
+            if (r.error) {
+                return done(r.error);
+            }
+            done(view());
+        });
     }
 
     /// This replica's directory as it is, without asking anyone: it may lag the leader
