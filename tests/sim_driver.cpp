@@ -91,6 +91,8 @@ int main(int argc, char** argv) {
     std::size_t failed = 0;
     std::uint64_t snapshot_chunks = 0;
     std::uint64_t snapshot_installs = 0;
+    std::uint64_t index_reads = 0;
+    std::uint64_t lease_reads = 0;
     double simulated = 0;
     const auto start = std::chrono::steady_clock::now();
     for (std::uint64_t seed = a.first; seed < a.first + a.count; ++seed) {
@@ -100,6 +102,7 @@ int main(int argc, char** argv) {
         unknown += r.unknown_operations;
         snapshot_chunks += r.snapshot_chunks;
         snapshot_installs += r.snapshot_installs;
+        (r.read_mode == 2 ? lease_reads : index_reads) += r.read_mode == 0 ? 0 : r.reads_served;
         simulated += std::chrono::duration<double>(r.simulated).count();
         if (a.replay || !a.quiet) {
             std::printf("seed %llu: %zu nodes, %zu operations (%zu unknown), trace %016llx: %s\n",
@@ -142,6 +145,9 @@ int main(int argc, char** argv) {
     std::printf("InstallSnapshot: %llu chunks sent, %llu snapshots installed\n",
                 static_cast<unsigned long long>(snapshot_chunks),
                 static_cast<unsigned long long>(snapshot_installs));
+    std::printf("reads checked for linearizability: %llu by ReadIndex, %llu under a lease\n",
+                static_cast<unsigned long long>(index_reads),
+                static_cast<unsigned long long>(lease_reads));
     // A sweep of any size should move followers through snapshots; if none did, the
     // compaction settings stopped exercising that path.
     const bool snapshots_untested = snapshot_installs == 0 && a.count >= 50 && !a.replay;

@@ -90,6 +90,10 @@ struct sweep_result {
     /// InstallSnapshot traffic: chunks sent, and snapshots a follower reported installed.
     std::uint64_t snapshot_chunks = 0;
     std::uint64_t snapshot_installs = 0;
+    /// How this seed's clients read (0 through the log, 1 ReadIndex, 2 lease), and how many
+    /// reads ReadIndex or the lease served.
+    int read_mode = 0;
+    std::size_t reads_served = 0;
 };
 
 class sweep_run {
@@ -121,6 +125,11 @@ public:
         o.node_config.snapshot_after_entries = snapshot_every[rng_() % 4];
         o.node_config.snapshot_keep_entries = keep[rng_() % 3];
         o.node_config.snapshot_chunk_bytes = chunk[rng_() % 3];
+        // How clients read: through the log, by ReadIndex (leader or follower), or under the
+        // leader's lease. Lease seeds keep clocks within the lease's drift bound (±5%, no
+        // jumps): a lease is only as safe as that assumption (thesis §6.4.1).
+        read_mode_ = static_cast<read_mode>(rng_() % 3);
+        result_.read_mode = static_cast<int>(read_mode_);
         cluster_ = std::make_unique<cluster_type>(o);
         network_faults nf;
         if (on(fault::drop)) {
@@ -167,6 +176,7 @@ public:
             fail(std::string("invariant violated: ") + e.what());
         }
         result_.simulated = clock().now() - start_;
+        result_.reads_served = reads_served_;
         auto& recent = result_.recent_messages; // the ring, oldest first
         if (recent.size() == sweep_result::recent_message_limit) {
             std::rotate(recent.begin(),
@@ -286,7 +296,11 @@ private:
             me.busy = false;
             finish(me, slot, r);
         };
-        cluster_->node(c.target).propose(kv_machine::encode(in), std::move(done));
+        if (in.op == kv_model::kind::get && read_mode_ != read_mode::log) {
+            read(c, slot, attempt, read_mode_ == read_mode::lease);
+        } else {
+            cluster_->node(c.target).propose(kv_machine::encode(in), std::move(done));
+        }
         // A client gives up after a while: the node may have crashed with the call.
         cluster_->world().schedule(clock().now() + std::chrono::seconds(2), world_owner,
                                    [this, cid = c.id, attempt] {
@@ -296,6 +310,38 @@ private:
                                            me.target = any_node();
                                        }
                                    });
+    }
+
+    /// A get served by ReadIndex or a lease: the value is read from the target's own state
+    /// machine inside the completion, so the linearizability check judges the read path.
+    void read(client& c, std::size_t slot, std::uint64_t attempt, bool lease) {
+        auto done = [this, cid = c.id, attempt, slot, target = c.target](raft::read_result r) {
+            client& me = clients_[cid];
+            if (me.attempt != attempt || !me.busy) {
+                return;
+            }
+            me.busy = false;
+            auto& op = history_[slot];
+            if (r.error) {
+                op.input.key.clear(); // not served: the read did not happen
+                me.target = r.leader_hint != no_node ? r.leader_hint : any_node();
+                return;
+            }
+            const auto& data = cluster_->machine(target).data();
+            auto it = data.find(op.input.key);
+            op.output = kv_model::output{};
+            if (it != data.end()) {
+                op.output->value = it->second;
+            }
+            op.returned = clock().now();
+            ++reads_served_;
+            ++completed_;
+        };
+        if (lease) {
+            cluster_->node(c.target).read_under_lease(std::move(done));
+        } else {
+            cluster_->node(c.target).read_index(std::move(done));
+        }
     }
 
     void finish(client& c, std::size_t slot, const result& r) {
@@ -385,13 +431,16 @@ private:
             cluster_->pause(n, std::chrono::milliseconds(100 + rng_() % 1900));
             note_fault(fault::pause, name(n));
         }
-        if (on(fault::clock_jump) && chance(0.002) && cluster_->is_up(n)) {
+        if (on(fault::clock_jump) && read_mode_ != read_mode::lease && chance(0.002) &&
+            cluster_->is_up(n)) {
             cluster_->time(n).jump(std::chrono::milliseconds(100 + rng_() % 2000));
             note_fault(fault::clock_jump, name(n));
         }
         if (on(fault::clock_drift) && chance(0.002) && cluster_->is_up(n)) {
             const double rates[] = {0.5, 0.8, 0.95, 1.05, 1.25, 2.0};
-            cluster_->time(n).set_rate(rates[rng_() % 6]);
+            const double bounded[] = {0.95, 1.05};
+            cluster_->time(n).set_rate(read_mode_ == read_mode::lease ? bounded[rng_() % 2]
+                                                                      : rates[rng_() % 6]);
             note_fault(fault::clock_drift, name(n));
         }
         if (on(fault::flush_failure) && chance(0.001) && cluster_->is_up(n) &&
@@ -605,6 +654,9 @@ private:
     std::set<node_id> full_;
     std::size_t completed_ = 0;
     std::uint64_t values_ = 0;
+    enum class read_mode : std::uint8_t { log, read_index, lease };
+    read_mode read_mode_ = read_mode::log;
+    std::size_t reads_served_ = 0;
     std::uint64_t hash_ = 0xcbf29ce484222325ULL;
     bool stop_clients_ = false;
     time_point start_{};
