@@ -82,6 +82,7 @@ TEST_CASE("errc: every value has its own message, and the machine errcs say what
         errc::timeout,
         errc::stale_read,
         errc::proposal_dropped,
+        errc::learner_behind,
         errc::truncated_input,
         errc::bad_crc,
         errc::unknown_version,

@@ -263,8 +263,9 @@ TEST_CASE("bad input: unknown senders, misaddressed and stale messages and absur
     l.receive(vote_response{follower, *leader, t, true, false});
     CHECK(l.counters().dropped(raft::drop_reason::unexpected) == unexpected + 1);
 
+    // TimeoutNow is for followers, from their leader (thesis §3.10); a leader ignores it.
     l.receive(timeout_now{follower, *leader, t});
-    CHECK(l.counters().dropped(raft::drop_reason::unsupported) == 1);
+    CHECK(l.counters().dropped(raft::drop_reason::unexpected) == unexpected + 2);
 
     // A higher-term vote request while the leader is healthy: ignored (thesis §4.2.3).
     l.receive(

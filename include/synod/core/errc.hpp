@@ -59,6 +59,9 @@ enum class errc : int {
     revision_not_reached = 87, ///< the revision is newer than this replica's state
     stale_epoch = 88,          ///< the epoch is older than one the resource has seen
     unknown_command_tag = 89,  ///< a composed command's tag names no machine
+
+    // Membership (raft/).
+    learner_behind = 95, ///< the learner has not caught up with the leader's log yet
 };
 
 namespace detail {
@@ -76,6 +79,9 @@ public:
         case errc::outcome_unknown:
             return "leadership was lost after the entry was appended; it may still commit: "
                    "retry with the same idempotency key";
+        case errc::learner_behind:
+            return "the learner has not caught up with the leader's log: wait until it has (see "
+                   "status().followers) and retry the promotion";
         case errc::proposal_dropped:
             return "the proposal was replaced by another leader's entry before it committed and "
                    "will never apply: propose it again";

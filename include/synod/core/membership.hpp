@@ -46,14 +46,15 @@ public:
         return normalize(std::move(all));
     }
 
-    /// Well-formed: at least one voter, no node both voter and learner, no `no_node`.
+    /// Well-formed: at least one voter, no node both an (incoming) voter and a learner, no
+    /// `no_node`. (A voter being demoted is an outgoing voter and a learner while joint.)
     [[nodiscard]] bool valid() const noexcept {
         if (voters_.empty() || contains(voters_, no_node) || contains(learners_, no_node) ||
             contains(outgoing_voters_, no_node)) {
             return false;
         }
         return std::none_of(learners_.begin(), learners_.end(),
-                            [&](node_id id) { return is_voter(id); });
+                            [&](node_id id) { return contains(voters_, id); });
     }
 
     friend bool operator==(const membership&, const membership&) = default;

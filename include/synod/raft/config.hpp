@@ -67,6 +67,10 @@ struct config {
     /// InstallSnapshot chunk size. Chunks share a follower's inflight window with entries.
     std::size_t snapshot_chunk_bytes = std::size_t{1} << 20;
 
+    /// A learner is promoted to voter only when its log is within this many entries of the
+    /// leader's (thesis §4.2.1: a new server catches up before it counts).
+    std::uint64_t promotion_max_lag = 64;
+
     /// Lease reads (`node::read_under_lease`, thesis §6.4.1) assume clocks drift apart by less
     /// than this per election timeout; the lease is shorter than `election_timeout_min` by it.
     std::chrono::milliseconds lease_clock_drift{20};

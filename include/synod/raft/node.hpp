@@ -128,7 +128,8 @@ public:
         if (message_to(m) != cfg_.id || from == cfg_.id) {
             return drop(drop_reason::wrong_recipient, m);
         }
-        if (!config_.is_member(from)) {
+        if (!config_.is_member(from) && !config_.voters().empty()) {
+            // (A node that joins with no configuration yet learns it from the leader.)
             return drop(drop_reason::unknown_sender, m);
         }
         if (!apply_term_rules(m)) {
@@ -155,11 +156,109 @@ public:
                           leader_ == no_node ? errc::leader_unknown : errc::not_leader,
                           std::move(done));
         }
+        if (transfer_) {
+            return refuse(rejection::transfer_in_progress, errc::transfer_in_progress,
+                          std::move(done));
+        }
         const appended a = append_proposal(std::move(payload));
         if (a.refused) {
             return refuse(a.reason, a.why, std::move(done));
         }
         pending_.push_back(pending_proposal{a.index, std::move(done)});
+    }
+
+    /// What a membership change or leadership transfer reports: empty when done (the new
+    /// configuration is committed; the target has taken over), else why not.
+    using change_completion = unique_function<void(std::error_code)>;
+
+    /// Moves the group to `voters` and `learners` (thesis chapter 4), on the leader: through
+    /// the joint configuration C_old,new when voters change (elections and commitment need
+    /// majorities of both), directly when only learners do. Each configuration takes effect
+    /// when appended. `done` runs when C_new is committed. Refused with `not_leader`,
+    /// `change_in_progress` (one change at a time), `invalid_argument` (no voters, `no_node`,
+    /// a node listed twice), `unknown_node` (a new voter that is not a learner yet: add it as a
+    /// learner first), `learner_behind` (a learner promoted before it caught up). A leader
+    /// that is not a voter of C_new steps down once C_new commits.
+    void change_membership(std::vector<node_id> voters, std::vector<node_id> learners,
+                           change_completion done) {
+        if (auto ec = check_change(voters, learners)) {
+            return finish_change(std::move(done), ec);
+        }
+        membership target(std::move(voters), std::move(learners));
+        if (target.voters() == config_.voters() && target.learners() == config_.learners()) {
+            return finish_change(std::move(done), {}); // nothing to change
+        }
+        const bool voters_change = target.voters() != config_.voters();
+        membership next = voters_change
+                              ? membership(target.voters(), target.learners(), config_.voters())
+                              : target;
+        if (auto ec = append_config(next)) {
+            return finish_change(std::move(done), ec);
+        }
+        change_ = pending_change{std::move(done), voters_change ? log_index{} : config_index_};
+    }
+
+    void add_learner(node_id id, change_completion done) {
+        if (config_.is_member(id)) {
+            return finish_change(std::move(done), errc::already_exists);
+        }
+        auto learners = config_.learners();
+        learners.push_back(id);
+        change_membership(config_.voters(), std::move(learners), std::move(done));
+    }
+    void promote(node_id id, change_completion done) {
+        if (!config_.is_learner(id)) {
+            return finish_change(std::move(done), errc::unknown_node);
+        }
+        auto voters = config_.voters();
+        voters.push_back(id);
+        change_membership(std::move(voters), without(config_.learners(), id), std::move(done));
+    }
+    void demote(node_id id, change_completion done) {
+        if (!config_.is_voter(id)) {
+            return finish_change(std::move(done), errc::unknown_node);
+        }
+        auto learners = config_.learners();
+        learners.push_back(id);
+        change_membership(without(config_.voters(), id), std::move(learners), std::move(done));
+    }
+    void remove(node_id id, change_completion done) {
+        if (!config_.is_member(id)) {
+            return finish_change(std::move(done), errc::unknown_node);
+        }
+        change_membership(without(config_.voters(), id), without(config_.learners(), id),
+                          std::move(done));
+    }
+
+    /// Hands leadership to `target` (thesis §3.10): the leader stops accepting proposals
+    /// (`transfer_in_progress`), brings the target's log up to date, and tells it to start an
+    /// election at once (TimeoutNow). `done` runs with success once this node has stepped
+    /// down, or with `timeout` if the target has not taken over within an election timeout —
+    /// the leader then resumes. Refused with `not_leader`, `unknown_node` (not a voter),
+    /// `invalid_argument` (itself), `transfer_in_progress`.
+    void transfer_leadership(node_id target, change_completion done) {
+        std::error_code ec;
+        if (stopped_) {
+            ec = errc::storage_failure;
+        } else if (role_ != role::leader) {
+            ec = leader_ == no_node ? errc::leader_unknown : errc::not_leader;
+        } else if (target == cfg_.id) {
+            ec = errc::invalid_argument;
+        } else if (!config_.is_voter(target) || find_peer(target) == nullptr) {
+            ec = errc::unknown_node;
+        } else if (transfer_) {
+            ec = errc::transfer_in_progress;
+        }
+        if (ec) {
+            return finish_change(std::move(done), ec);
+        }
+        ++counters_.transfers_started;
+        transfer_ = pending_transfer{
+            target, clock_.now() + std::chrono::duration_cast<duration>(cfg_.election_timeout_max),
+            false, std::move(done), term_};
+        note(log_level::info, "transferring leadership", {{"to", target.value()}});
+        arm_timer();
+        maybe_send_timeout_now();
     }
 
     using read_completion = unique_function<void(read_result)>;
@@ -222,6 +321,9 @@ public:
         s.config = config_;
         s.stopped = stopped_;
         s.snapshot_index = snapshot_index_;
+        s.membership_change_in_flight = change_.has_value() || config_.is_joint() ||
+                                        (role_ == role::leader && config_index_ > commit_);
+        s.transfer_target = transfer_ ? transfer_->target : no_node;
         if (incoming_) {
             s.incoming_snapshot_index = incoming_->last_index;
             s.incoming_snapshot_bytes = incoming_->bytes.size();
@@ -386,7 +488,8 @@ private:
         const term t = pre_vote ? term_ + 1 : term_;
         for (node_id id : all_voters()) {
             if (id != cfg_.id) {
-                send(id, vote_request{cfg_.id, id, t, last, last_term, pre_vote, false});
+                send(id,
+                     vote_request{cfg_.id, id, t, last, last_term, pre_vote, transfer_campaign_});
             }
         }
     }
@@ -484,6 +587,18 @@ private:
             last_leader_contact_ = clock_.now();
         }
         reset_election_deadline(clock_.now(), true);
+        transfer_campaign_ = false;
+        if (transfer_) {
+            // Stepping down for a newer term is the transfer's success; anything else is not.
+            ++counters_.transfers_completed;
+            finish_change(std::move(transfer_->done),
+                          t > transfer_->in_term ? std::error_code{} : errc::not_leader);
+            transfer_.reset();
+        }
+        if (change_) {
+            finish_change(std::move(change_->done), errc::outcome_unknown);
+            change_.reset();
+        }
         if (was_leader) {
             peers_.clear();
             uncommitted_.clear();
@@ -498,6 +613,7 @@ private:
 
     void become_leader() {
         role_ = role::leader;
+        transfer_campaign_ = false;
         incoming_.reset(); // a leader receives no snapshots: free the partial one
         set_leader(cfg_.id);
         ++counters_.elections_won;
@@ -715,6 +831,7 @@ private:
         }
         if (role_ == role::leader) {
             send_entries(resp.from, *pr);
+            maybe_send_timeout_now();
         }
     }
 
@@ -769,6 +886,10 @@ private:
 
     void advance_commit(log_index to) {
         commit_ = to;
+        if (role_ == role::leader &&
+            (change_ || config_.is_joint() || !config_.is_voter(cfg_.id))) {
+            schedule_io(); // advance_membership at the end of the turn
+        }
         if (incoming_ && incoming_->last_index <= commit_) {
             incoming_.reset(); // caught up through the log: the partial snapshot is moot
         }
@@ -1552,9 +1673,148 @@ private:
             });
     }
 
+    // --- membership changes (thesis chapter 4) and leadership transfer (thesis §3.10) ------
+
+    struct pending_change {
+        change_completion done;
+        /// Index of the C_new entry once appended (0 while joint).
+        log_index final_index;
+    };
+    struct pending_transfer {
+        node_id target;
+        time_point deadline;
+        bool sent = false;
+        change_completion done;
+        term in_term;
+    };
+
+    static std::vector<node_id> without(std::vector<node_id> ids, node_id id) {
+        ids.erase(std::remove(ids.begin(), ids.end(), id), ids.end());
+        return ids;
+    }
+
+    [[nodiscard]] std::error_code check_change(const std::vector<node_id>& voters,
+                                               const std::vector<node_id>& learners) const {
+        if (stopped_) {
+            return errc::storage_failure;
+        }
+        if (role_ != role::leader) {
+            return leader_ == no_node ? errc::leader_unknown : errc::not_leader;
+        }
+        // One change at a time: the last one must be committed and out of its joint phase.
+        if (change_ || config_.is_joint() || config_index_ > commit_) {
+            return errc::change_in_progress;
+        }
+        if (voters.empty()) {
+            return errc::invalid_argument;
+        }
+        std::vector<node_id> all = voters;
+        all.insert(all.end(), learners.begin(), learners.end());
+        std::sort(all.begin(), all.end());
+        if (std::adjacent_find(all.begin(), all.end()) != all.end() ||
+            std::find(all.begin(), all.end(), no_node) != all.end()) {
+            return errc::invalid_argument; // a node listed twice (or as both), or no_node
+        }
+        for (node_id v : voters) {
+            if (config_.is_voter(v)) {
+                continue;
+            }
+            if (!config_.is_learner(v)) {
+                return errc::unknown_node; // new voters join as learners first
+            }
+            const progress* pr = find_peer(v);
+            if (pr == nullptr || pr->match + cfg_.promotion_max_lag < log_.last_index()) {
+                return errc::learner_behind;
+            }
+        }
+        return {};
+    }
+
+    /// Appends a configuration entry as leader; it takes effect at once (thesis §4.1).
+    std::error_code append_config(const membership& next) {
+        log_entry e{term_, log_.last_index() + 1, entry_kind::config,
+                    wire::encode_membership(next)};
+        if (auto ec = append_as_leader(e)) {
+            return ec;
+        }
+        ++counters_.membership_changes;
+        config_ = next;
+        config_index_ = e.index;
+        sync_peers();
+        note(log_level::info,
+             next.is_joint() ? "joint configuration appended" : "configuration appended",
+             {{"index", e.index.value()}});
+        return {};
+    }
+
+    /// Progress for every member of the configuration in force, and none for others.
+    void sync_peers() {
+        const std::vector<node_id> members = config_.members();
+        std::erase_if(peers_, [&](const auto& p) {
+            return !std::binary_search(members.begin(), members.end(), p.first);
+        });
+        for (node_id id : members) {
+            if (id != cfg_.id && find_peer(id) == nullptr) {
+                peers_.emplace_back(id, progress(log_.last_index(), cfg_.max_inflight_appends,
+                                                 cfg_.max_inflight_bytes));
+            }
+        }
+        std::sort(peers_.begin(), peers_.end(),
+                  [](const auto& a, const auto& b) { return a.first < b.first; });
+    }
+
+    /// Runs at the end of a leader's turn (never under a handler holding a progress): leaves
+    /// a committed joint configuration for C_new, completes a change whose C_new committed,
+    /// and steps down if this leader is no longer a voter (thesis §4.2.2).
+    void advance_membership() {
+        if (config_.is_joint() && commit_ >= config_index_) {
+            const membership final_config(config_.voters(), config_.learners());
+            if (append_config(final_config)) {
+                return; // disk full: retried next turn with the next write
+            }
+            if (change_) {
+                change_->final_index = config_index_;
+            }
+        }
+        if (change_ && change_->final_index != log_index{} && commit_ >= change_->final_index) {
+            finish_change(std::move(change_->done), {});
+            change_.reset();
+        }
+        if (!config_.is_joint() && commit_ >= config_index_ && !config_.is_voter(cfg_.id)) {
+            note(log_level::info, "not a voter of the committed configuration; stepping down",
+                 {{"term", term_.value()}});
+            become_follower(term_, no_node);
+        }
+    }
+
+    void maybe_send_timeout_now() {
+        if (!transfer_ || transfer_->sent || role_ != role::leader) {
+            return;
+        }
+        const progress* pr = find_peer(transfer_->target);
+        if (pr != nullptr && pr->match == log_.last_index()) {
+            transfer_->sent = true;
+            send(transfer_->target, timeout_now{cfg_.id, transfer_->target, term_});
+        }
+    }
+
+    void finish_change(change_completion done, std::error_code ec) {
+        scheduler_.post([done = std::move(done), ec]() mutable { done(ec); });
+    }
+
     // --- messages this build does not handle yet ---------------------------------------------
 
-    void handle(const timeout_now& m) { drop(drop_reason::unsupported, m); }
+    /// Thesis §3.10: the leader hands over; campaign at once, without pre-vote, and tell
+    /// voters to ignore their leader lease for this election.
+    void handle(const timeout_now& m) {
+        if (role_ == role::leader || m.from != leader_ || !config_.is_voter(cfg_.id)) {
+            return drop(drop_reason::unexpected, m);
+        }
+        note(log_level::info, "leadership handed over; campaigning", {{"from", m.from.value()}});
+        transfer_campaign_ = true;
+        reset_election_deadline(clock_.now(), true);
+        become_candidate();
+    }
 
     // --- membership ------------------------------------------------------------------------
 
@@ -1664,6 +1924,9 @@ private:
         }
         if (read_round_wanted_ && role_ == role::leader) {
             start_read_round();
+        }
+        if (role_ == role::leader) {
+            advance_membership();
         }
         start_flush();
         check_invariants();
@@ -1864,6 +2127,9 @@ private:
         if (auto r = earliest_read_deadline()) {
             at = std::min(at, *r);
         }
+        if (transfer_) {
+            at = std::min(at, transfer_->deadline);
+        }
         return at;
     }
 
@@ -1894,6 +2160,14 @@ private:
         const time_point now = clock_.now();
         expire_forwarded(now);
         expire_reads(now);
+        if (transfer_ && now >= transfer_->deadline) {
+            // Thesis §3.10: the target did not take over in an election timeout; resume.
+            ++counters_.transfers_failed;
+            note(log_level::warning, "leadership transfer timed out",
+                 {{"to", transfer_->target.value()}});
+            finish_change(std::move(transfer_->done), errc::timeout);
+            transfer_.reset();
+        }
         if (role_ == role::leader) {
             if (cfg_.check_quorum && now >= quorum_check_deadline_) {
                 check_quorum(now);
@@ -2100,6 +2374,11 @@ private:
     log_index compaction_upto_;
     std::uint64_t compaction_needs_writes_ = 0;
     std::optional<std::pair<log_index, std::uint32_t>> checksum_cache_;
+
+    std::optional<pending_change> change_;
+    std::optional<pending_transfer> transfer_;
+    /// This election was started by TimeoutNow: vote requests say so (thesis §3.10).
+    bool transfer_campaign_ = false;
 
     /// On a leader: index of its term's first entry (the no-op).
     log_index term_start_index_;

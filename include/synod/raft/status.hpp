@@ -40,6 +40,7 @@ enum class rejection : std::uint8_t {
     too_large,
     disk_full,
     stopped,
+    transfer_in_progress, ///< leadership is being handed to another node
     count_
 };
 
@@ -105,6 +106,13 @@ struct counters {
     std::uint64_t reads_served = 0;
     std::uint64_t reads_failed = 0;
 
+    /// Configuration entries this node appended as leader, and leadership transfers it
+    /// started, saw completed (it stepped down) and saw time out.
+    std::uint64_t membership_changes = 0;
+    std::uint64_t transfers_started = 0;
+    std::uint64_t transfers_completed = 0;
+    std::uint64_t transfers_failed = 0;
+
     /// Proposals this follower forwarded to its leader (`config::forward_proposals`).
     std::uint64_t proposals_forwarded = 0;
 
@@ -159,6 +167,10 @@ struct status {
     membership config;
     /// True once a storage failure has stopped the node.
     bool stopped = false;
+    /// On a leader: a membership change it started is in flight (until C_new commits), and
+    /// the node it is handing leadership to (`no_node`: none).
+    bool membership_change_in_flight = false;
+    node_id transfer_target;
     /// Last index covered by the log's latest snapshot (0: none).
     log_index snapshot_index;
     /// On a follower receiving a snapshot: its last index and the bytes assembled so far.

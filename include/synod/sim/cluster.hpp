@@ -25,6 +25,9 @@ namespace synod::sim {
 
 struct cluster_options {
     std::size_t size = 3;
+    /// Nodes 1..initial_voters form the initial configuration; the others start with none
+    /// and wait to be added (membership changes). 0: every node is an initial voter.
+    std::size_t initial_voters = 0;
     std::uint64_t seed = 1;
     /// Template for every node's config; `id`, `initial_membership` and `random_seed` are
     /// filled in per node.
@@ -92,7 +95,13 @@ public:
         SYNOD_ASSERT(!m.node, "node is already running");
         raft::config cfg = options_.node_config;
         cfg.id = id;
-        cfg.initial_membership = membership(ids_);
+        const std::size_t voters =
+            options_.initial_voters == 0 ? ids_.size() : options_.initial_voters;
+        cfg.initial_membership =
+            id.value() <= voters
+                ? membership(std::vector<node_id>(
+                      ids_.begin(), ids_.begin() + static_cast<std::ptrdiff_t>(voters)))
+                : membership{};
         cfg.random_seed = options_.seed * 1'000'003 + id.value() * 101 + m.starts;
         ++m.starts;
         m.machine = std::make_unique<machine_type>(
