@@ -29,6 +29,7 @@
 #include <synod/sim/linearizability.hpp>
 #include <synod/storage/memory_log.hpp>
 
+#include <synod/machines/client_sessions.hpp>
 #include <synod/machines/compose.hpp>
 #include <synod/machines/epoch_ledger.hpp>
 #include <synod/machines/service_directory.hpp>

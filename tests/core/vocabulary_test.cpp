@@ -112,6 +112,11 @@ TEST_CASE("errc: every value has its own message, and the machine errcs say what
         errc::revision_not_reached,
         errc::stale_epoch,
         errc::unknown_command_tag,
+        errc::unknown_session,
+        errc::session_expired,
+        errc::stale_sequence,
+        errc::too_many_sessions,
+        errc::too_many_outstanding,
     };
     std::set<std::string> messages;
     for (errc e : all) {
@@ -124,6 +129,10 @@ TEST_CASE("errc: every value has its own message, and the machine errcs say what
     CHECK(static_cast<int>(errc::corrupt_snapshot) == 66);
     CHECK(static_cast<int>(errc::conflicting_service) == 80);
     CHECK(static_cast<int>(errc::unknown_command_tag) == 89);
+    CHECK(static_cast<int>(errc::unknown_session) == 90);
+    CHECK(static_cast<int>(errc::too_many_outstanding) == 94);
+    CHECK(make_error_code(errc::session_expired).message().find("register a new session") !=
+          std::string::npos);
     CHECK(make_error_code(errc::revision_compacted).message().find("read the whole directory") !=
           std::string::npos);
     CHECK(make_error_code(errc::stale_epoch).message().find("must stop") != std::string::npos);

@@ -60,6 +60,13 @@ enum class errc : int {
     stale_epoch = 88,          ///< the epoch is older than one the resource has seen
     unknown_command_tag = 89,  ///< a composed command's tag names no machine
 
+    // Client sessions (machines/client_sessions.hpp).
+    unknown_session = 90,      ///< the session id was never issued by this state machine
+    session_expired = 91,      ///< the session expired, was closed, or was never live here
+    stale_sequence = 92,       ///< the sequence is below the client's acknowledged window
+    too_many_sessions = 93,    ///< the session table is full
+    too_many_outstanding = 94, ///< the session holds its maximum of unacknowledged results
+
     // Membership (raft/).
     learner_behind = 95, ///< the learner has not caught up with the leader's log yet
 };
@@ -171,6 +178,23 @@ public:
         case errc::unknown_command_tag:
             return "the command's tag names no machine in this composition: proposer and replica "
                    "disagree on the composed machines (check both builds)";
+        case errc::unknown_session:
+            return "no session with that id was ever registered: register a session first and "
+                   "use the id its registration returned; nothing was applied";
+        case errc::session_expired:
+            return "the session expired (no command within session_timeout of replicated time), "
+                   "was closed, or no longer exists: register a new session; whether this "
+                   "session's unanswered commands applied cannot be known";
+        case errc::stale_sequence:
+            return "the sequence is below the first_outstanding the client already acknowledged, "
+                   "so its result was discarded: a client must not retry a command it has "
+                   "acknowledged; nothing was applied";
+        case errc::too_many_sessions:
+            return "the session table is full (max_sessions): close unused sessions or retry "
+                   "after idle ones expire; nothing was registered";
+        case errc::too_many_outstanding:
+            return "the session holds max_results_per_session unacknowledged results: raise "
+                   "first_outstanding as results arrive, then retry; nothing was applied";
         }
         return "unknown synod error " + std::to_string(value);
     }
