@@ -11,7 +11,8 @@
 // write + fdatasync bandwidth; recovery at least 50% of the raw read speed.
 //
 // Usage: synod_file_log_bench [directory] [seconds-per-measurement] [recovery-MiB]
-//        (defaults: a new directory under $TMPDIR or /tmp, 1.0, 256)
+//        (defaults: a new directory under $TMPDIR or /tmp, 1.0, 256; seconds 0 measures
+//        recovery only)
 
 #include <synod/storage/file_log.hpp>
 
@@ -314,6 +315,9 @@ int main(int argc, char** argv) {
     std::printf("%-10s %12s %12s %12s %12s %12s %8s\n", "per flush", "entries/s", "payload MB/s",
                 "disk MB/s", "bytes/flush", "raw MB/s", "ratio");
     for (std::size_t per_flush : {1U, 8U, 64U, 512U}) {
+        if (g_seconds <= 0) {
+            break;
+        }
         append_result best{};
         double raw_best = 0;
         for (int round = 0; round < 3; ++round) {
@@ -331,7 +335,7 @@ int main(int argc, char** argv) {
                     100 * best.disk_bytes_per_second / raw_best);
     }
 
-    {
+    if (g_seconds > 0) {
         double best_entries = 0;
         double best_bytes = 0;
         for (int round = 0; round < 3; ++round) {

@@ -3,6 +3,8 @@
 //   synod_sim [--first N] [--count N] [--seconds S] [--ops N] [--size N] [--quiet]
 //   synod_sim --seed S            replay one seed, printing its trace hash
 //   --report FILE                 write the HTML report of a failing seed (or of --seed S)
+//   --log memory|file             the nodes' log: memory_log (default) or the durable file log
+//                                 on the simulated file system (sim/disk.hpp)
 //
 // Runs seeds first..first+count-1 (default 1..2000, or SYNOD_SIM_SEEDS), each with every fault
 // class, `--seconds` of faulty simulated time (default 60) and at least `--ops` client operations
@@ -32,6 +34,7 @@ struct arguments {
     std::size_t size = 0;
     bool quiet = false;
     bool replay = false;
+    sim::log_kind log = sim::log_kind::memory;
     std::string report; ///< where to write the HTML report of a failing (or replayed) seed
 };
 
@@ -63,6 +66,16 @@ bool parse(int argc, char** argv, arguments& a) {
             a.size = next();
         } else if (std::strcmp(argv[i], "--report") == 0 && i + 1 < argc) {
             a.report = argv[++i];
+        } else if (std::strcmp(argv[i], "--log") == 0 && i + 1 < argc) {
+            ++i;
+            if (std::strcmp(argv[i], "file") == 0) {
+                a.log = sim::log_kind::file;
+            } else if (std::strcmp(argv[i], "memory") == 0) {
+                a.log = sim::log_kind::memory;
+            } else {
+                std::fprintf(stderr, "synod_sim: --log takes memory or file, not %s\n", argv[i]);
+                return false;
+            }
         } else if (std::strcmp(argv[i], "--quiet") == 0) {
             a.quiet = true;
         } else {
@@ -84,6 +97,7 @@ int main(int argc, char** argv) {
     options.faulty_time = std::chrono::seconds(a.seconds);
     options.min_operations = a.ops;
     options.cluster_size = a.size;
+    options.log = a.log;
 
     sim::fault_hits total;
     std::size_t operations = 0;
@@ -118,15 +132,19 @@ int main(int argc, char** argv) {
         if (!r.passed) {
             ++failed;
             std::printf(
-                "FAILED seed %llu: %s\n  replay: %s --seed %llu --seconds %llu --ops %zu%s\n",
+                "FAILED seed %llu: %s\n  replay: %s --seed %llu --seconds %llu --ops %zu%s%s\n",
                 static_cast<unsigned long long>(seed), r.failure.c_str(), argv[0],
                 static_cast<unsigned long long>(seed), static_cast<unsigned long long>(a.seconds),
-                a.ops, a.size != 0 ? (" --size " + std::to_string(a.size)).c_str() : "");
+                a.ops, a.size != 0 ? (" --size " + std::to_string(a.size)).c_str() : "",
+                a.log == sim::log_kind::file ? " --log file" : "");
         }
     }
     const double wall =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
+    if (a.log == sim::log_kind::file) {
+        std::printf("\nnodes on the file log (recording_files)");
+    }
     std::printf("\n%llu seeds, %.0f s simulated, %zu operations checked (%zu with unknown "
                 "outcome), %.2f seeds/s\n",
                 static_cast<unsigned long long>(a.count), simulated, operations, unknown,

@@ -3,7 +3,11 @@
 #include <synod/storage/wal_format.hpp>
 
 #include <bit>
+#include <cstdint>
 #include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
 
 namespace {
 
@@ -94,6 +98,59 @@ TEST_CASE("wal_format: every single-bit flip in a record is rejected, and one in
             CHECK((!h || !wal::record_intact(*h, damaged)));
         }
     }
+}
+
+TEST_CASE("wal_format: verify_records takes intact records in order, three or more at a time, "
+          "and stops at the first damaged one") {
+    // Records of different sizes (so the three interleaved checksums differ in length), a
+    // hard-state record among them, and payloads long enough to need masks.
+    byte_vector bytes;
+    std::vector<std::size_t> starts;
+    for (std::uint64_t i = 1; i <= 40; ++i) {
+        starts.push_back(bytes.size());
+        if (i % 7 == 0) {
+            wal::append_hard_state_record(bytes, bytes.size(), i,
+                                          hard_state{term{i}, node_id{2}, log_index{i}});
+        } else {
+            wal::append_entry_record(bytes, bytes.size(),
+                                     entry(i, 3, std::string(i * 37 % 1500, char('a' + i % 26))));
+        }
+    }
+    auto run = [&](const byte_vector& b, std::size_t from, std::size_t refuse_at) {
+        std::vector<std::size_t> taken;
+        const std::size_t stop = wal::verify_records(
+            b, from, [&](std::size_t at, const wal::record_header& h, byte_span body) {
+                CHECK(body.data() == b.data() + at + wal::record_header_size);
+                CHECK(body.size() == h.body_length);
+                if (at == refuse_at) {
+                    return false;
+                }
+                taken.push_back(at);
+                return true;
+            });
+        return std::pair(stop, taken);
+    };
+    // Intact: taken three at a time, until fewer than three records are left.
+    auto [stop, taken] = run(bytes, 0, SIZE_MAX);
+    CHECK(stop == starts[39]);
+    CHECK(taken == std::vector<std::size_t>(starts.begin(), starts.begin() + 39));
+    // A refusal stops the run at that record.
+    std::tie(stop, taken) = run(bytes, starts[3], starts[10]);
+    CHECK(stop == starts[10]);
+    CHECK(taken.size() == 7);
+    // A flipped bit in any of the three records of a group stops the run at that record.
+    for (std::size_t k : {std::size_t{12}, std::size_t{13}, std::size_t{14}, std::size_t{20}}) {
+        byte_vector damaged = bytes;
+        damaged[starts[k] + wal::record_header_size + 3] ^= std::byte{0x10};
+        std::tie(stop, taken) = run(damaged, 0, SIZE_MAX);
+        CHECK(stop == starts[k]);
+        CHECK(taken.size() == k);
+    }
+    // Past the end, or a damaged header: nothing is taken.
+    CHECK(run(bytes, bytes.size(), SIZE_MAX).first == bytes.size());
+    byte_vector header_damaged = bytes;
+    header_damaged[starts[0] + 9] ^= std::byte{1};
+    CHECK(run(header_damaged, 0, SIZE_MAX).first == 0);
 }
 
 TEST_CASE("wal_format: looks_torn accepts lost sectors and a cut-off file, and rejects a flipped "

@@ -1,13 +1,15 @@
 #pragma once
 
 /// \file
-/// A whole Raft group inside one process: N `raft::node`s over memory logs, the simulated
-/// network, virtual time, and the invariant checker after every event. Tests drive it
-/// (crash, restart, cut links, propose) and inspect it; users can embed it in their own
-/// tests with their own state machine.
+/// A whole Raft group inside one process: N `raft::node`s over simulated disks (memory logs by
+/// default, or the durable file log on a fault-injecting file system: `cluster<M, file_log>`,
+/// see disk.hpp), the simulated network, virtual time, and the invariant checker after every
+/// event. Tests drive it (crash, restart, cut links, propose) and inspect it; users can embed
+/// it in their own tests with their own state machine.
 
 #include <synod/core/concepts/state_machine.hpp>
 #include <synod/raft/node.hpp>
+#include <synod/sim/disk.hpp>
 #include <synod/sim/invariant_checker.hpp>
 #include <synod/sim/network.hpp>
 #include <synod/sim/process.hpp>
@@ -15,6 +17,7 @@
 #include <synod/sim/world.hpp>
 #include <synod/storage/memory_log.hpp>
 
+#include <concepts>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -40,12 +43,14 @@ struct cluster_options {
     bool check_invariants = true;
 };
 
-template <state_machine Machine>
+template <state_machine Machine, class Log = storage::memory_log>
 class cluster {
 public:
+    using log_type = Log;
+    using disk_type = typename disk_for<Log>::type;
     using machine_type = recording_machine<Machine>;
-    using node_type = raft::node<storage::memory_log, endpoint_transport, process_clock,
-                                 process_scheduler, machine_type>;
+    using node_type =
+        raft::node<Log, endpoint_transport, process_clock, process_scheduler, machine_type>;
     using result = typename node_type::result;
 
     explicit cluster(
@@ -58,20 +63,15 @@ public:
             ids_.push_back(node_id{i});
         }
         for (node_id id : ids_) {
-            auto m = std::make_unique<member>(id, world_.add_owner());
+            const std::uint32_t owner = world_.add_owner();
+            auto m = std::make_unique<member>(id, owner, world_, options_.flush_delay,
+                                              options_.seed * 0x9e3779b97f4a7c15ULL + id.value());
             member* raw = m.get();
             network_.attach(id, raw->owner, [raw](message msg) {
                 if (raw->node) {
                     raw->node->receive(std::move(msg));
                 }
             });
-            if (options_.flush_delay > duration::zero()) {
-                raw->log.set_flush_mode(storage::flush_mode::executor);
-                raw->log.set_flush_executor([this, raw](unique_function<void()> done) {
-                    world_.schedule(world_.now() + options_.flush_delay, raw->owner,
-                                    std::move(done));
-                });
-            }
             members_.push_back(std::move(m));
         }
         if (options_.check_invariants) {
@@ -111,7 +111,7 @@ public:
         m.scheduler.emplace(world_, m.owner, m.time.get());
         m.transport = std::make_unique<endpoint_transport>(network_, id);
         checker_.on_start(id);
-        m.node = std::make_unique<node_type>(std::move(cfg), m.log, *m.transport, *m.clock,
+        m.node = std::make_unique<node_type>(std::move(cfg), m.disk.open(), *m.transport, *m.clock,
                                              *m.scheduler, *m.machine);
         if (auto ec = m.node->start()) {
             m.node.reset();
@@ -127,17 +127,28 @@ public:
         member& m = at(id);
         m.node.reset();
         world_.kill(m.owner);
-        m.log.crash();
+        m.disk.crash();
         m.machine.reset();
     }
 
     /// A crash in which part of the unflushed writes reached the disk (see
     /// `memory_log::crash_torn`).
-    void crash_torn(node_id id, std::size_t kept_writes, std::size_t kept_entries) {
+    void crash_torn(node_id id, std::size_t kept_writes,
+                    std::size_t kept_entries) requires std::same_as<Log, storage::memory_log> {
         member& m = at(id);
         m.node.reset();
         world_.kill(m.owner);
-        m.log.crash_torn(kept_writes, kept_entries);
+        m.disk.crash_torn(kept_writes, kept_entries);
+        m.machine.reset();
+    }
+
+    /// A crash during a write: part of the unflushed writes reached the disk, chosen by
+    /// `entropy` (see the disk's `crash_torn`).
+    void crash_torn(node_id id, std::uint64_t entropy) {
+        member& m = at(id);
+        m.node.reset();
+        world_.kill(m.owner);
+        m.disk.crash_torn(entropy);
         m.machine.reset();
     }
 
@@ -220,7 +231,10 @@ public:
         SYNOD_ASSERT(at(id).node != nullptr, "node is not running");
         return *at(id).node;
     }
-    [[nodiscard]] storage::memory_log& log(node_id id) { return at(id).log; }
+    /// A node's log. A file log exists only while its node runs (a crash destroys it).
+    [[nodiscard]] Log& log(node_id id) { return at(id).disk.log(); }
+    /// A node's disk: its log and the storage faults (disk.hpp).
+    [[nodiscard]] disk_type& disk(node_id id) { return at(id).disk; }
     [[nodiscard]] Machine& machine(node_id id) { return at(id).machine->inner(); }
     [[nodiscard]] const std::vector<node_id>& ids() const noexcept { return ids_; }
     [[nodiscard]] sim::world& world() noexcept { return world_; }
@@ -233,21 +247,22 @@ public:
     void check_invariants() {
         for (const auto& m : members_) {
             if (m->node) {
-                checker_.check(*m->node, m->log);
+                checker_.check(*m->node, m->disk.log());
             }
         }
     }
 
 private:
     struct member {
-        member(node_id i, std::uint32_t o)
+        member(node_id i, std::uint32_t o, sim::world& w, duration flush_delay, std::uint64_t seed)
             : id(i)
-            , owner(o) {}
+            , owner(o)
+            , disk(w, o, flush_delay, seed) {}
         node_id id;
         std::uint32_t owner;
         std::uint64_t starts = 0;
         bool partitioned = false;
-        storage::memory_log log;
+        disk_type disk;
         std::unique_ptr<process_time> time;
         std::unique_ptr<process_clock> clock;
         std::optional<process_scheduler> scheduler;

@@ -123,11 +123,15 @@ public:
                 fail("durability: node " + str(id) + " reports " + str(durable) +
                      " durable but its disk holds only through " + str(log.durable_last_index()));
             }
-            if (durable >= log.first_index()) {
-                const log_entry* on_disk = log.durable_entry(durable);
-                if (on_disk == nullptr || on_disk->term != *log.term_at(durable)) {
-                    fail("durability: node " + str(id) + "'s durable entry " + str(durable) +
-                         " differs from its log");
+            // (A file log knows what it made durable but keeps no copy of its disk's image:
+            // its crash tests check the disk, the simulator's crashes exercise recovery.)
+            if constexpr (requires { log.durable_entry(durable); }) {
+                if (durable >= log.first_index()) {
+                    const log_entry* on_disk = log.durable_entry(durable);
+                    if (on_disk == nullptr || on_disk->term != *log.term_at(durable)) {
+                        fail("durability: node " + str(id) + "'s durable entry " + str(durable) +
+                             " differs from its log");
+                    }
                 }
             }
         }

@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <concepts>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -28,7 +29,15 @@
 
 namespace synod::sim {
 
+/// The log the sweep's nodes run on.
+enum class log_kind : std::uint8_t {
+    memory, ///< `storage::memory_log` (the default): fast, with its own crash model
+    file,   ///< `sim::file_log`: the durable file log on `recording_files` (disk.hpp)
+};
+
 struct sweep_options {
+    /// The nodes' log; every storage fault maps onto its disk (disk.hpp).
+    log_kind log = log_kind::memory;
     /// 0 picks 1, 3, 5 or 7 voters from the seed.
     std::size_t cluster_size = 0;
     /// Simulated time with faults, before the final heal.
@@ -96,12 +105,14 @@ struct sweep_result {
     std::size_t reads_served = 0;
 };
 
-class sweep_run {
+template <class Log = storage::memory_log>
+class basic_sweep_run {
 public:
-    using cluster_type = cluster<kv_machine>;
+    using cluster_type = cluster<kv_machine, Log>;
     using result = typename cluster_type::result;
+    static constexpr bool memory = std::same_as<Log, storage::memory_log>;
 
-    sweep_run(std::uint64_t seed, sweep_options options)
+    basic_sweep_run(std::uint64_t seed, sweep_options options)
         : seed_(seed)
         , options_(std::move(options))
         , rng_(seed * 0x9e3779b97f4a7c15ULL + 17) {
@@ -371,7 +382,19 @@ private:
     void inject_faults() {
         const node_id n = any_node();
         if (on(fault::crash) && chance(0.004) && cluster_->is_up(n) && down_count() < max_down()) {
-            crash(n);
+            if constexpr (memory) {
+                crash(n);
+            } else {
+                // At a random instant of the next tick rather than between ticks: a file log's
+                // disk holds unsynced data only while a flush is under way, so that is when a
+                // power cut can lose or tear a write.
+                clock().schedule(clock().now() + std::chrono::microseconds(rng_() % 10'000),
+                                 world_owner, [this, n] {
+                                     if (cluster_->is_up(n) && down_count() < max_down()) {
+                                         crash(n);
+                                     }
+                                 });
+            }
         }
         if (on(fault::restart) && chance(0.02) && !cluster_->is_up(n) && !corrupt_.count(n)) {
             if (!cluster_->start(n)) {
@@ -445,16 +468,20 @@ private:
         }
         if (on(fault::flush_failure) && chance(0.001) && cluster_->is_up(n) &&
             down_count() < max_down()) {
-            cluster_->log(n).fail_flushes(); // the node stops; the sweep restarts it later
+            cluster_->disk(n).fail_flushes(); // the node stops; the sweep restarts it later
             note_fault(fault::flush_failure, name(n));
         }
-        if (on(fault::disk_full) && chance(0.002)) {
-            cluster_->log(n).set_disk_full(true);
+        // (A file log fails for good at a failed write, so its node stops, and then the
+        // crash budget applies.)
+        if (on(fault::disk_full) && chance(0.002) &&
+            (!cluster_type::disk_type::disk_full_stops_node ||
+             (cluster_->is_up(n) && down_count() < max_down()))) {
+            cluster_->disk(n).set_disk_full(true);
             full_.insert(n);
             note_fault(fault::disk_full, name(n));
         } else if (!full_.empty() && chance(0.02)) {
             for (node_id id : full_) {
-                cluster_->log(id).set_disk_full(false);
+                cluster_->disk(id).set_disk_full(false);
             }
             full_.clear();
         }
@@ -462,9 +489,7 @@ private:
             cluster_->is_up(n) && down_count() < max_down()) {
             // Bit rot found at the next start: the node must refuse to run on it.
             cluster_->crash(n);
-            const log_index last = cluster_->log(n).durable_last_index();
-            if (last > log_index{} && cluster_->log(n).corrupt_durable_entry(
-                                          log_index{1 + rng_() % last.value()}, rng_() % 64)) {
+            if (corrupt_disk(n)) {
                 if (cluster_->start(n) != errc::corrupt_storage) {
                     fail("a node started on a corrupted log");
                 }
@@ -482,11 +507,25 @@ private:
         }
     }
 
+    /// Damages a crashed node's stored data (see the disk's `corrupt`).
+    bool corrupt_disk(node_id n) {
+        if constexpr (memory) {
+            const log_index last = cluster_->log(n).durable_last_index();
+            return last > log_index{} && cluster_->log(n).corrupt_durable_entry(
+                                             log_index{1 + rng_() % last.value()}, rng_() % 64);
+        } else {
+            return cluster_->disk(n).corrupt(rng_());
+        }
+    }
+
     void crash(node_id n) {
-        auto& log = cluster_->log(n);
-        const bool unflushed = log.last_index() > log.durable_last_index();
+        const bool unflushed = cluster_->disk(n).has_unflushed();
         if (on(fault::torn_write) && unflushed && chance(0.5)) {
-            cluster_->crash_torn(n, rng_() % 3, rng_() % 4);
+            if constexpr (memory) {
+                cluster_->crash_torn(n, rng_() % 3, rng_() % 4);
+            } else {
+                cluster_->crash_torn(n, static_cast<std::uint64_t>(rng_()));
+            }
             note_fault(fault::torn_write, name(n));
         } else {
             cluster_->crash(n);
@@ -503,7 +542,7 @@ private:
         std::size_t down = 0;
         for (node_id id : cluster_->ids()) {
             down +=
-                !cluster_->is_up(id) || cluster_->node(id).stopped() || cluster_->log(id).failed()
+                !cluster_->is_up(id) || cluster_->node(id).stopped() || cluster_->disk(id).failed()
                     ? 1
                     : 0;
         }
@@ -520,9 +559,9 @@ private:
         for (node_id id : cluster_->ids()) {
             cluster_->resume(id);
             cluster_->network().clog(id, duration::zero());
-            cluster_->log(id).set_disk_full(false);
+            cluster_->disk(id).set_disk_full(false);
             if (cluster_->is_up(id) &&
-                (cluster_->node(id).stopped() || cluster_->log(id).failed())) {
+                (cluster_->node(id).stopped() || cluster_->disk(id).failed())) {
                 cluster_->crash(id); // the operator replaces the failed disk's process
             }
             if (!cluster_->is_up(id) && !corrupt_.count(id)) {
@@ -662,8 +701,13 @@ private:
     time_point start_{};
 };
 
-/// Runs one seed of the sweep.
+using sweep_run = basic_sweep_run<>;
+
+/// Runs one seed of the sweep, on the log `options.log` names.
 [[nodiscard]] inline sweep_result run_sweep(std::uint64_t seed, const sweep_options& options = {}) {
+    if (options.log == log_kind::file) {
+        return basic_sweep_run<file_log>(seed, options).run();
+    }
     return sweep_run(seed, options).run();
 }
 

@@ -1210,12 +1210,9 @@ private:
         std::uint64_t window_at = 0;
         std::size_t window_size = 0;
         std::error_code read_error;
-        // Makes [at, at + n) readable in the window; false if the file ends first (then
-        // `size` is where it ends) or a read failed (`read_error`).
-        auto fetch = [&](std::uint64_t at, std::uint64_t n) {
-            if (at >= window_at && at + n <= window_at + window_size) {
-                return true;
-            }
+        // Reads the window from `at`, to make [at, at + n) readable; false if the file ends
+        // first (then `size` is where it ends) or a read failed (`read_error`).
+        auto fetch_at = [&](std::uint64_t at, std::uint64_t n) {
             const std::size_t want = static_cast<std::size_t>(
                 std::min<std::uint64_t>(std::max<std::uint64_t>(scan_window, n), size - at));
             if (scan_buffer_.size() < want) {
@@ -1230,6 +1227,10 @@ private:
             }
             return !read_error && got >= n;
         };
+        // Makes [at, at + n) readable, reading only if the window does not hold it already.
+        auto fetch = [&](std::uint64_t at, std::uint64_t n) {
+            return (at >= window_at && at + n <= window_at + window_size) || fetch_at(at, n);
+        };
         auto bytes = [&](std::uint64_t at, std::uint64_t n) {
             return byte_span(scan_buffer_.data() + (at - window_at), static_cast<std::size_t>(n));
         };
@@ -1237,55 +1238,48 @@ private:
         std::optional<std::uint64_t> torn_at;
         std::string why;
         while (pos < size) {
-            // The common case: a run of whole, well-formed records in the window, their CRCs
-            // computed three at a time. A record that fails goes to the careful path below.
-            run_.clear();
-            for (std::uint64_t at = pos; run_.size() < 48 && at >= window_at &&
-                                         at + wal::record_header_size <= window_at + window_size;) {
-                auto h = wal::parse_record_header(bytes(at, wal::record_header_size));
-                if (!h || at + h->size() > window_at + window_size || at + h->size() > size) {
+            // The common case: whole, well-formed records in the window, verified three at a
+            // time (`wal::verify_records`). A record that fails, or does not fit in the
+            // window, goes to the careful path below.
+            std::error_code take_error;
+            for (;;) {
+                const std::uint64_t window_end =
+                    std::min<std::uint64_t>(window_at + window_size, size);
+                if (pos >= window_at && pos < window_end) {
+                    const byte_span window = bytes(window_at, window_end - window_at);
+                    const std::size_t stop = wal::verify_records(
+                        window, static_cast<std::size_t>(pos - window_at),
+                        [&](std::size_t at, const wal::record_header& h, byte_span body) {
+                            if (index_entry(h, body, window_at + at, expected)) {
+                                return true;
+                            }
+                            take_error = index_record(f, h, body, window_at + at, expected, why);
+                            return !take_error;
+                        });
+                    const std::uint64_t stopped_at = window_at + stop;
+                    if (take_error) {
+                        return report(take_error, "segment " + file_name(f.path) + " offset " +
+                                                      std::to_string(stopped_at) + ": " + why);
+                    }
+                    const bool moved = stopped_at != pos;
+                    pos = stopped_at;
+                    if (!moved || window_end - pos >= scan_window / 2) {
+                        break; // a record the careful path must judge, or one too large
+                    }
+                } else if (pos == window_at) {
                     break;
                 }
-                run_.push_back({at, *h, false});
-                at += h->size();
+                // Near the end of the window (or before the first read): read on from here.
+                // Less than half the window is read twice, however large the records.
+                if (window_end >= size || !fetch_at(pos, wal::record_header_size)) {
+                    break;
+                }
             }
-            if (run_.size() >= 3) {
-                std::size_t k = 0;
-                for (; k + 3 <= run_.size(); k += 3) {
-                    const byte_span records[3] = {
-                        bytes(run_[k].pos + 4, run_[k].h.size() - 4),
-                        bytes(run_[k + 1].pos + 4, run_[k + 1].h.size() - 4),
-                        bytes(run_[k + 2].pos + 4, run_[k + 2].h.size() - 4)};
-                    std::uint32_t crcs[3];
-                    wal::crc32c_three(records, crcs);
-                    for (std::size_t j = 0; j < 3; ++j) {
-                        run_[k + j].intact = crcs[j] == run_[k + j].h.crc;
-                    }
-                }
-                for (; k < run_.size(); ++k) {
-                    run_[k].intact =
-                        wal::record_intact(run_[k].h, bytes(run_[k].pos, run_[k].h.size()));
-                }
-                bool all_intact = true;
-                for (const scanned_record& r : run_) {
-                    if (!r.intact) {
-                        all_intact = false;
-                        break;
-                    }
-                    const byte_span body = bytes(r.pos + wal::record_header_size, r.h.body_length);
-                    if (index_entry(r.h, body, r.pos, expected)) {
-                        pos = r.pos + r.h.size();
-                        continue;
-                    }
-                    if (auto ec = index_record(f, r.h, body, r.pos, expected, why)) {
-                        return report(ec, "segment " + file_name(f.path) + " offset " +
-                                              std::to_string(r.pos) + ": " + why);
-                    }
-                    pos = r.pos + r.h.size();
-                }
-                if (all_intact) {
-                    continue;
-                }
+            if (read_error) {
+                break;
+            }
+            if (pos >= size) {
+                break;
             }
             std::optional<std::uint64_t> end;
             std::optional<wal::record_header> h;
@@ -1557,12 +1551,6 @@ private:
     /// Recovery's read window (see scan_segment), sized to stay in a core's L2 cache.
     byte_vector scan_buffer_;
     static constexpr std::size_t scan_window = std::size_t{256} << 10;
-    struct scanned_record {
-        std::uint64_t pos;
-        wal::record_header h;
-        bool intact;
-    };
-    std::vector<scanned_record> run_;
 };
 
 using file_log = basic_file_log<posix_files>;

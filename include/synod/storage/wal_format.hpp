@@ -217,24 +217,41 @@ struct record_header {
     [[nodiscard]] std::uint64_t size() const noexcept { return record_size(body_length); }
 };
 
-/// The header at the start of `bytes` if it is well-formed — magic, reserved byte, known
-/// type, and the two copies of the length agree — so that its length can be trusted. The
-/// record's CRC is checked by `record_intact`. `bytes` must hold `record_header_size` bytes.
-[[nodiscard]] inline std::optional<record_header> parse_record_header(byte_span bytes) noexcept {
+/// Reads the header at `p` (`record_header_size` bytes) into `out` if it is well-formed —
+/// magic, reserved byte, known type, and the two copies of the length agree — so that its
+/// length can be trusted. The record's CRC is checked by `record_intact`.
+///
+/// Two 8-byte loads and each field stored on its own: recovery calls this once per record, and
+/// building the header byte by byte in memory and reading it back whole stalls the CPU (the
+/// narrow stores cannot be forwarded to the wide load).
+[[nodiscard]] inline bool read_record_header(const std::byte* p, record_header& out) noexcept {
     using namespace format_detail;
-    const std::byte* h = bytes.data();
-    const auto length = load<std::uint32_t>(h + 8);
-    if (h[4] != std::byte{record_magic} || h[7] != std::byte{0} ||
-        load<std::uint32_t>(h + 12) != ~length) {
+    const auto w0 = load<std::uint64_t>(p);     // crc, magic, type, mask, reserved
+    const auto w1 = load<std::uint64_t>(p + 8); // length, ~length
+    const auto length = static_cast<std::uint32_t>(w1);
+    const auto type = static_cast<std::uint8_t>(w0 >> 40);
+    if (static_cast<std::uint8_t>(w0 >> 32) != record_magic ||
+        static_cast<std::uint8_t>(w0 >> 56) != 0 ||
+        static_cast<std::uint32_t>(w1 >> 32) != ~length ||
+        (type != static_cast<std::uint8_t>(record_type::entry) &&
+         type != static_cast<std::uint8_t>(record_type::hard_state))) {
+        return false;
+    }
+    out.type = static_cast<record_type>(type);
+    out.mask = static_cast<std::uint8_t>(w0 >> 48);
+    out.body_length = length;
+    out.crc = static_cast<std::uint32_t>(w0);
+    return true;
+}
+
+/// The header at the start of `bytes` if it is well-formed (see `read_record_header`).
+/// `bytes` must hold `record_header_size` bytes.
+[[nodiscard]] inline std::optional<record_header> parse_record_header(byte_span bytes) noexcept {
+    record_header h;
+    if (!read_record_header(bytes.data(), h)) {
         return std::nullopt;
     }
-    const auto type = std::to_integer<std::uint8_t>(h[5]);
-    if (type != static_cast<std::uint8_t>(record_type::entry) &&
-        type != static_cast<std::uint8_t>(record_type::hard_state)) {
-        return std::nullopt;
-    }
-    return record_header{static_cast<record_type>(type), std::to_integer<std::uint8_t>(h[6]),
-                         length, load<std::uint32_t>(h)};
+    return h;
 }
 
 /// Whether a whole record (`record`: header, body, padding) matches its CRC.
@@ -244,65 +261,128 @@ struct record_header {
 
 namespace format_detail {
 
+/// Up to three records back to back, their headers read and trusted (see `verify_records`).
+struct record_group {
+    std::size_t begin = 0; ///< where the first record starts
+    std::size_t end = 0;   ///< where the record after the last starts
+    std::size_t n = 0;
+    std::size_t at[3]{};
+    record_header h[3];
+};
+
+inline void read_group(const std::byte* base, std::size_t from, std::size_t size,
+                       record_group& g) noexcept {
+    g.begin = from;
+    g.n = 0;
+    for (; g.n < 3; ++g.n) {
+        record_header& h = g.h[g.n];
+        if (size - from < record_header_size || !read_record_header(base + from, h) ||
+            h.size() > size - from) {
+            break;
+        }
+        g.at[g.n] = from;
+        from += h.size();
+    }
+    g.end = from;
+}
+
 #if SYNOD_CRC32C_HAVE_SSE42
-/// Three CRC32C streams advanced together over their common length: the `crc32` instruction
-/// takes three cycles to give its result but accepts a new one every cycle, so three
-/// independent records are checked in the time of one. Each then finishes alone.
-[[gnu::target("sse4.2")]] inline void crc32c_three_hardware(const byte_span* in,
-                                                            std::uint32_t* out) noexcept {
-    const std::size_t common =
-        std::min({in[0].size(), in[1].size(), in[2].size()}) & ~std::size_t{7};
-    std::uint64_t c0 = 0xffffffffU;
-    std::uint64_t c1 = 0xffffffffU;
-    std::uint64_t c2 = 0xffffffffU;
-    for (std::size_t i = 0; i < common; i += 8) {
-        std::uint64_t w0;
-        std::uint64_t w1;
-        std::uint64_t w2;
-        std::memcpy(&w0, in[0].data() + i, 8);
-        std::memcpy(&w1, in[1].data() + i, 8);
-        std::memcpy(&w2, in[2].data() + i, 8);
-        c0 = _mm_crc32_u64(c0, w0);
-        c1 = _mm_crc32_u64(c1, w1);
-        c2 = _mm_crc32_u64(c2, w2);
+/// Finishes a record's CRC register `c` over bytes [i, n) of `p`, where n is 8m + 4.
+[[gnu::target("sse4.2")]] inline std::uint32_t crc_finish(std::uint64_t c, const std::byte* p,
+                                                          std::size_t i, std::size_t n) noexcept {
+    for (; i + 8 <= n; i += 8) {
+        std::uint64_t w;
+        std::memcpy(&w, p + i, 8);
+        c = _mm_crc32_u64(c, w);
     }
-    const std::uint64_t registers[3] = {c0, c1, c2};
-    for (std::size_t k = 0; k < 3; ++k) {
-        std::uint64_t c = registers[k];
-        std::size_t i = common;
-        for (; i + 8 <= in[k].size(); i += 8) {
-            std::uint64_t w;
-            std::memcpy(&w, in[k].data() + i, 8);
-            c = _mm_crc32_u64(c, w);
+    std::uint32_t w;
+    std::memcpy(&w, p + i, 4);
+    return ~_mm_crc32_u32(static_cast<std::uint32_t>(c), w);
+}
+
+/// `verify_records` with the CRC32 instruction. The checksums are inlined with the caller's
+/// `take`, and the headers of the next three records are read before the checksums of these
+/// are computed: each header's length locates the next, and that chain of loads then runs
+/// beside the CRC instructions (which keep one execution port busy) instead of after them.
+template <class Take>
+[[gnu::target("sse4.2")]] std::size_t verify_records_hardware(byte_span bytes, std::size_t from,
+                                                              Take& take) {
+    const std::byte* base = bytes.data();
+    record_group groups[2];
+    std::size_t now = 0;
+    read_group(base, from, bytes.size(), groups[0]);
+    while (groups[now].n == 3) {
+        const record_group& g = groups[now];
+        read_group(base, g.end, bytes.size(), groups[1 - now]);
+        const std::byte* p0 = base + g.at[0] + 4;
+        const std::byte* p1 = base + g.at[1] + 4;
+        const std::byte* p2 = base + g.at[2] + 4;
+        // Bytes 4.. of each record; a record's size is a multiple of 16, so each is 8n + 4.
+        const std::size_t n0 = g.h[0].size() - 4;
+        const std::size_t n1 = g.h[1].size() - 4;
+        const std::size_t n2 = g.h[2].size() - 4;
+        const std::size_t words = std::min({n0, n1, n2}) & ~std::size_t{7};
+        std::uint64_t c0 = 0xffffffffU;
+        std::uint64_t c1 = 0xffffffffU;
+        std::uint64_t c2 = 0xffffffffU;
+        for (std::size_t i = 0; i < words; i += 8) {
+            std::uint64_t w0;
+            std::uint64_t w1;
+            std::uint64_t w2;
+            std::memcpy(&w0, p0 + i, 8);
+            std::memcpy(&w1, p1 + i, 8);
+            std::memcpy(&w2, p2 + i, 8);
+            c0 = _mm_crc32_u64(c0, w0);
+            c1 = _mm_crc32_u64(c1, w1);
+            c2 = _mm_crc32_u64(c2, w2);
         }
-        auto reg = static_cast<std::uint32_t>(c);
-        if (i + 4 <= in[k].size()) {
-            std::uint32_t w;
-            std::memcpy(&w, in[k].data() + i, 4);
-            reg = _mm_crc32_u32(reg, w);
-            i += 4;
+        const std::uint32_t crcs[3] = {crc_finish(c0, p0, words, n0), crc_finish(c1, p1, words, n1),
+                                       crc_finish(c2, p2, words, n2)};
+        for (std::size_t k = 0; k < 3; ++k) {
+            if (crcs[k] != g.h[k].crc ||
+                !take(g.at[k], g.h[k],
+                      bytes.subspan(g.at[k] + record_header_size, g.h[k].body_length))) {
+                return g.at[k];
+            }
         }
-        for (; i < in[k].size(); ++i) {
-            reg = _mm_crc32_u8(reg, std::to_integer<std::uint8_t>(in[k][i]));
-        }
-        out[k] = ~reg;
+        now = 1 - now;
     }
+    return groups[now].begin;
 }
 #endif
 
 } // namespace format_detail
 
-/// `wire::crc32c` of three buffers, computed together where the CPU allows (recovery checks
-/// runs of short records this way).
-inline void crc32c_three(const byte_span (&in)[3], std::uint32_t (&out)[3]) noexcept {
+/// Verifies the records that lie back to back in `bytes` from offset `from`, three at a time,
+/// and hands each intact one, in order, to `take(offset, header, body) -> bool` (false stops
+/// the run). Returns the offset of the first record not taken: one that fails its header or
+/// CRC, that `take` refused, or the first of fewer than three whole, well-formed records
+/// left, which the caller judges itself. Recovery's fast path: the careful path decides,
+/// record by record, what a failure means.
+template <class Take>
+std::size_t verify_records(byte_span bytes, std::size_t from, Take&& take) {
+    if (from >= bytes.size()) {
+        return from;
+    }
 #if SYNOD_CRC32C_HAVE_SSE42
     if (wire::crc32c_uses_hardware()) {
-        format_detail::crc32c_three_hardware(in, out);
-        return;
+        return format_detail::verify_records_hardware(bytes, from, take);
     }
 #endif
-    for (std::size_t k = 0; k < 3; ++k) {
-        out[k] = wire::crc32c(in[k]);
+    format_detail::record_group g;
+    for (;;) {
+        format_detail::read_group(bytes.data(), from, bytes.size(), g);
+        if (g.n < 3) {
+            return from;
+        }
+        for (std::size_t k = 0; k < 3; ++k) {
+            const byte_span record = bytes.subspan(g.at[k], g.h[k].size());
+            if (!record_intact(g.h[k], record) ||
+                !take(g.at[k], g.h[k], record.subspan(record_header_size, g.h[k].body_length))) {
+                return g.at[k];
+            }
+        }
+        from = g.end;
     }
 }
 
