@@ -105,6 +105,8 @@ int main(int argc, char** argv) {
     std::size_t failed = 0;
     std::uint64_t snapshot_chunks = 0;
     std::uint64_t snapshot_installs = 0;
+    std::uint64_t membership_changes = 0;
+    std::uint64_t transfers = 0;
     std::uint64_t index_reads = 0;
     std::uint64_t lease_reads = 0;
     double simulated = 0;
@@ -116,6 +118,8 @@ int main(int argc, char** argv) {
         unknown += r.unknown_operations;
         snapshot_chunks += r.snapshot_chunks;
         snapshot_installs += r.snapshot_installs;
+        membership_changes += r.membership_changes;
+        transfers += r.transfers;
         (r.read_mode == 2 ? lease_reads : index_reads) += r.read_mode == 0 ? 0 : r.reads_served;
         simulated += std::chrono::duration<double>(r.simulated).count();
         if (a.replay || !a.quiet) {
@@ -166,11 +170,18 @@ int main(int argc, char** argv) {
     std::printf("reads checked for linearizability: %llu by ReadIndex, %llu under a lease\n",
                 static_cast<unsigned long long>(index_reads),
                 static_cast<unsigned long long>(lease_reads));
+    std::printf("reconfiguration: %llu membership changes and %llu leadership transfers "
+                "completed\n",
+                static_cast<unsigned long long>(membership_changes),
+                static_cast<unsigned long long>(transfers));
     // A sweep of any size should move followers through snapshots; if none did, the
     // compaction settings stopped exercising that path.
-    const bool snapshots_untested = snapshot_installs == 0 && a.count >= 50 && !a.replay;
+    const bool snapshots_untested =
+        (snapshot_installs == 0 || membership_changes == 0 || transfers == 0) && a.count >= 50 &&
+        !a.replay;
     if (snapshots_untested) {
-        std::printf("no follower installed a snapshot: the sweep did not test InstallSnapshot\n");
+        std::printf("no snapshot install, membership change or transfer completed: the sweep "
+                    "did not test them\n");
     }
     std::printf("%zu seeds passed, %zu seeds failed\n", static_cast<std::size_t>(a.count) - failed,
                 failed);

@@ -103,6 +103,10 @@ struct sweep_result {
     /// reads ReadIndex or the lease served.
     int read_mode = 0;
     std::size_t reads_served = 0;
+    /// Membership changes (demote a voter to learner, promote it back, through the joint
+    /// configuration) and leadership transfers that completed successfully.
+    std::size_t membership_changes = 0;
+    std::size_t transfers = 0;
 };
 
 template <class Log = storage::memory_log>
@@ -366,7 +370,7 @@ private:
         }
         if (r.error == errc::not_leader || r.error == errc::leader_unknown ||
             r.error == errc::uncommitted_limit || r.error == errc::disk_full ||
-            r.error == errc::proposal_too_large ||
+            r.error == errc::proposal_too_large || r.error == errc::transfer_in_progress ||
             (r.error == errc::storage_failure && r.index == log_index{})) {
             // Never appended: the operation did not happen. Drop it from the history.
             op.input.key.clear();
@@ -379,8 +383,42 @@ private:
 
     // --- faults --------------------------------------------------------------------------------
 
+    /// Reconfiguration under faults (thesis ch. 4, §3.10): demote a follower to learner and
+    /// promote it back later, or hand leadership to another voter. Refusals (a change in
+    /// flight, a learner behind, no leader) are normal here; only safety is judged.
+    void reconfigure() {
+        const auto leader = cluster_->leader();
+        if (!leader || size_ < 3) {
+            return;
+        }
+        auto& l = cluster_->node(*leader);
+        const membership& config = l.config();
+        if (chance(0.5)) {
+            if (!config.learners().empty()) {
+                l.promote(config.learners()[rng_() % config.learners().size()],
+                          [this](std::error_code ec) { result_.membership_changes += ec ? 0 : 1; });
+            } else if (config.voters().size() >= 3 && down_count() < max_down()) {
+                const node_id v = config.voters()[rng_() % config.voters().size()];
+                if (v != *leader) {
+                    l.demote(v, [this](std::error_code ec) {
+                        result_.membership_changes += ec ? 0 : 1;
+                    });
+                }
+            }
+        } else if (config.voters().size() >= 2) {
+            const node_id v = config.voters()[rng_() % config.voters().size()];
+            if (v != *leader) {
+                l.transfer_leadership(
+                    v, [this](std::error_code ec) { result_.transfers += ec ? 0 : 1; });
+            }
+        }
+    }
+
     void inject_faults() {
         const node_id n = any_node();
+        if (chance(0.003)) {
+            reconfigure();
+        }
         if (on(fault::crash) && chance(0.004) && cluster_->is_up(n) && down_count() < max_down()) {
             if constexpr (memory) {
                 crash(n);
@@ -538,8 +576,17 @@ private:
 
     /// Nodes out of action: crashed, corrupt, stopped by a storage failure, or about to be
     /// (their log has failed and they will stop at their next write).
+    /// Nodes that cannot help a quorum: down, stopped, failed — and learners (demoted
+    /// voters), so demotions and crashes together never leave the voters without a majority.
     [[nodiscard]] std::size_t down_count() {
         std::size_t down = 0;
+        std::size_t learners = 0;
+        for (node_id id : cluster_->ids()) {
+            if (cluster_->is_up(id)) {
+                learners = std::max(learners, cluster_->node(id).config().learners().size());
+            }
+        }
+        down += learners;
         for (node_id id : cluster_->ids()) {
             down +=
                 !cluster_->is_up(id) || cluster_->node(id).stopped() || cluster_->disk(id).failed()
@@ -592,6 +639,8 @@ private:
             if (slot->has_value() && !(*slot)->error) {
                 return;
             }
+            // Refused at once (e.g. a leadership transfer under way): let time pass first.
+            clock().run_until(std::min(deadline, clock().now() + std::chrono::milliseconds(10)));
         }
         fail("liveness: no write committed within 20 election timeouts of the heal; " +
              describe_nodes());
