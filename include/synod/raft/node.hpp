@@ -135,7 +135,7 @@ public:
         if (!apply_term_rules(m)) {
             return;
         }
-        std::visit([this](auto& msg) { handle(msg); }, m);
+        std::visit([this](auto& msg) { this->handle(msg); }, m);
         check_invariants();
     }
 
