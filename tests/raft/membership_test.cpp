@@ -307,8 +307,8 @@ TEST_CASE("thesis §3.10: leadership transfer to an up-to-date follower, to a la
         CHECK_FALSE(**done);
         REQUIRE(c.run_until([&] { return c.leader() == target; }, 2s));
         const auto old_applied = c.machine(old_leader).applied;
-        REQUIRE(c.run_until(
-            [&] { return c.machine(target).applied.size() >= old_applied.size(); }, 2s));
+        REQUIRE(c.run_until([&] { return c.machine(target).applied.size() >= old_applied.size(); },
+                            2s));
         CHECK(holds_all(c.machine(target).applied, old_applied)); // it was caught up first
     }
     SUBCASE("partitioned") {
