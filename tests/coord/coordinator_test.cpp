@@ -192,6 +192,31 @@ TEST_SUITE("coord") {
         }
     }
 
+    TEST_CASE("coordinator: a watcher may unwatch itself from inside its call") {
+        coordinator_cluster c(3, 7);
+        c.start_all();
+        const node_id leader = *wait_ready(c);
+        auto& co = c.at_node(leader);
+        int calls = 0;
+        std::uint64_t id = 0;
+        id = co.watch_directory([&](const machines::directory_change&) {
+            ++calls;
+            co.unwatch(id);
+        });
+        int other_calls = 0;
+        co.watch_directory([&](const machines::directory_change&) { ++other_calls; });
+        for (int i = 0; i < 2; ++i) {
+            auto r = wait_write(c, [&](auto done) {
+                co.register_services({{"w" + std::to_string(i), "log", node_id{3}, "a"}},
+                                     std::move(done));
+            });
+            REQUIRE_FALSE(r.error);
+        }
+        c.run_for(10ms);
+        CHECK(calls == 1);
+        CHECK(other_calls == 2);
+    }
+
     TEST_CASE("coordinator: a failed director is stopped, the leader records recovery_failed, and "
               "after a back-off the director restarts with a fresh, larger epoch") {
         coordinator_cluster c(3, 6);

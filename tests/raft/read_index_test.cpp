@@ -173,6 +173,27 @@ TEST_CASE("thesis §6.4.1: under a valid lease the leader serves reads without a
     }
 }
 
+TEST_CASE("thesis §3.10, §6.4.1: once a leadership transfer sends TimeoutNow the leader serves "
+          "no read under its lease (voters set their lease promise aside for the target)") {
+    cluster c(opts(9));
+    c.start_all();
+    const node_id leader = *c.wait_for_leader();
+    const node_id target = follower_of(leader);
+    REQUIRE_FALSE(c.propose_and_wait("x")->error);
+    c.run_for(60ms);
+    // The target never answers, so the transfer stays under way until it times out.
+    c.network().set_filter(
+        [target](node_id from, node_id, const message&) { return from != target; });
+    std::optional<std::error_code> transferred;
+    c.node(leader).transfer_leadership(target, [&](std::error_code e) { transferred = e; });
+    c.run_for(1ms);
+    auto r = read(c, leader, true);
+    REQUIRE(c.run_until([&] { return r->result.has_value(); }, 1s));
+    CHECK(c.node(leader).counters().lease_reads == 0); // served by ReadIndex, if at all
+    REQUIRE(c.run_until([&] { return transferred.has_value(); }, 2s));
+    CHECK(*transferred == errc::timeout);
+}
+
 TEST_CASE("thesis §6.4: reads get a clear error without a leader, and a follower whose leader "
           "stops answering gets stale_read") {
     SUBCASE("no leader") {

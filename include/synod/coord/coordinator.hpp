@@ -341,23 +341,26 @@ private:
     }
 
     void epoch_issued(term t, const typename node_type::result& r) {
-        epoch_requested_ = false;
         if (node_.role() != raft::role::leader || node_.current_term() != t || leader_term_ != t) {
             return; // leadership moved on; the epoch (if issued) is simply never used
         }
+        epoch_requested_ = false;
         const machines::epoch_ledger::result_type* grant =
             r.error ? nullptr : r.value->template get_if<machines::epoch_ledger>();
         if (grant == nullptr || grant->error) {
-            // Not issued (e.g. the uncommitted limit): try again from the scheduler.
-            if (readiness_ == readiness::leader_waiting_consensus) {
-                post_advance();
-            } else {
-                scheduler_.post([life = std::weak_ptr(lifetime_)] {
-                    if (auto self = life.lock(); self && *self) {
+            // Not issued (a transfer under way, the uncommitted limit, a full disk): try
+            // again a little later — at once would spin without letting time pass.
+            const auto retry_at =
+                clock_.now() + std::chrono::duration_cast<typename Clock::duration>(retry_delay_);
+            scheduler_.schedule_at(retry_at, [life = std::weak_ptr(lifetime_)] {
+                if (auto self = life.lock(); self && *self) {
+                    if ((*self)->readiness_ == readiness::leader_waiting_consensus) {
+                        (*self)->advance();
+                    } else {
                         (*self)->request_epoch();
                     }
-                });
-            }
+                }
+            });
             return;
         }
         epoch_ = grant->grant.epoch;
@@ -385,10 +388,7 @@ private:
         }
         const machines::directory_change& change = changes->value.front();
         supervisor_.directory_changed(change);
-        for (auto it = directory_watchers_.begin();
-             it != directory_watchers_.end() && it->first <= upto; ++it) {
-            it->second(change);
-        }
+        notify(directory_watchers_, upto, change);
     }
 
     void directory_restored() {
@@ -396,12 +396,37 @@ private:
             if (auto self = life.lock(); self && *self) {
                 machines::directory_change resync;
                 resync.revision = (*self)->stale_directory().revision();
-                auto& watchers = (*self)->directory_watchers_;
-                for (auto it = watchers.begin(); it != watchers.end() && it->first <= upto; ++it) {
-                    it->second(resync);
-                }
+                (*self)->notify((*self)->directory_watchers_, upto, resync);
             }
         });
+    }
+
+    /// Calls the watchers registered up to `upto` with `event`. A watcher may unwatch (itself
+    /// or others) or destroy the coordinator from inside its call.
+    template <class Watchers, class Event>
+    void notify(Watchers& watchers, std::uint64_t upto, const Event& event) {
+        std::vector<std::uint64_t> ids;
+        for (const auto& [id, w] : watchers) {
+            if (id > upto) {
+                break;
+            }
+            ids.push_back(id);
+        }
+        const std::shared_ptr<coordinator*> life = lifetime_;
+        for (std::uint64_t id : ids) {
+            auto it = watchers.find(id);
+            if (it == watchers.end()) {
+                continue; // unwatched by an earlier watcher
+            }
+            auto w = std::move(it->second); // survives an unwatch from inside its own call
+            w(event);
+            if (*life == nullptr) {
+                return; // the watcher destroyed the coordinator
+            }
+            if (auto again = watchers.find(id); again != watchers.end()) {
+                again->second = std::move(w);
+            }
+        }
     }
 
     void set_readiness(coord::readiness r) {
@@ -413,10 +438,7 @@ private:
         const readiness_event ev{readiness_, epoch_, node_.leader(), node_.current_term()};
         scheduler_.post([life = std::weak_ptr(lifetime_), ev, upto = watch_ids_] {
             if (auto self = life.lock(); self && *self) {
-                auto& watchers = (*self)->readiness_watchers_;
-                for (auto it = watchers.begin(); it != watchers.end() && it->first <= upto; ++it) {
-                    it->second(ev);
-                }
+                (*self)->notify((*self)->readiness_watchers_, upto, ev);
             }
         });
     }
@@ -431,6 +453,8 @@ private:
     /// \invariant no_epoch unless readiness is leader_ready or recovery_failed.
     epoch epoch_;
     bool epoch_requested_ = false;
+    /// Pause before asking again for an epoch the log refused.
+    std::chrono::milliseconds retry_delay_{50};
     bool advance_posted_ = false;
     std::uint64_t watch_ids_ = 0;
     std::map<std::uint64_t, directory_watcher> directory_watchers_;

@@ -86,6 +86,7 @@ public:
         fail_pending(errc::outcome_unknown);
         fail_forwarded(errc::outcome_unknown, true);
         fail_reads(errc::shutting_down, true);
+        fail_changes(errc::shutting_down);
     }
 
     /// Recovers durable state from the log and starts as a follower. Call once.
@@ -290,7 +291,7 @@ public:
     /// `check_quorum`; without a valid lease (or on a follower) it is a `read_index`.
     void read_under_lease(read_completion done) {
         if (!stopped_ && role_ == role::leader && cfg_.check_quorum && leader_caught_up() &&
-            clock_.now() < lease_until_) {
+            !transfer_ && clock_.now() < lease_until_) {
             ++counters_.lease_reads;
             reads_ready_.emplace(commit_, std::move(done));
             return settle_reads();
@@ -448,6 +449,7 @@ private:
     // --- elections (paper §5.2, thesis §9.6) -------------------------------------------------
 
     void start_election(time_point now) {
+        transfer_campaign_ = false; // only the election TimeoutNow started bypasses leases
         reset_election_deadline(now, true);
         if (cfg_.pre_vote) {
             become_pre_candidate();
@@ -685,8 +687,9 @@ private:
     }
 
     void replicate_to_all() {
-        for (auto& [id, pr] : peers_) {
-            send_entries(id, pr);
+        // (Indexed: a storage failure inside send_entries clears peers_.)
+        for (std::size_t k = 0; k < peers_.size(); ++k) {
+            send_entries(peers_[k].first, peers_[k].second);
         }
     }
 
@@ -737,8 +740,12 @@ private:
     void heartbeat(time_point now) {
         // Every message of this broadcast carries a round above this one: an answer to any of
         // them shows the follower still followed this leader after `now` (for leases).
-        broadcasts_.emplace_back(rounds_ + 1, now);
-        for (auto& [id, pr] : peers_) {
+        if (cfg_.check_quorum) {
+            broadcasts_.emplace_back(rounds_ + 1, now);
+        }
+        for (std::size_t k = 0; k < peers_.size(); ++k) {
+            const node_id id = peers_[k].first;
+            progress& pr = peers_[k].second;
             if (pr.state == replication_state::snapshot) {
                 heartbeat_snapshot(id, pr);
                 continue;
@@ -1111,7 +1118,7 @@ private:
         const bool outstanding = t.sent > t.acked || t.all_sent;
         if (outstanding && t.acked == t.acked_at_heartbeat) {
             if (++pr.stalled_heartbeats >= 2) {
-                rewind_or_refresh(to, pr, t.acked);
+                rewind_or_refresh(to, pr, t.restart_on_stall ? 0 : t.acked);
                 if (pr.transfer) {
                     pr.transfer->rewound_to = no_rewind;
                 }
@@ -1141,6 +1148,7 @@ private:
         t.sent = offset;
         t.all_sent = false;
         t.rewound_to = offset;
+        t.restart_on_stall = false;
         pr.stalled_heartbeats = 0;
         pr.window.reset();
     }
@@ -1176,6 +1184,9 @@ private:
             // is retried by the heartbeat's stall check, not at once: a state machine that
             // cannot restore it would otherwise receive it in a tight loop.
             const bool whole_refused = resp.next_offset == 0 && t.all_sent;
+            if (whole_refused) {
+                t.restart_on_stall = true; // the follower holds nothing of it any more
+            }
             if (!echo && !whole_refused) {
                 rewind_or_refresh(resp.from, *pr, resp.next_offset);
             }
@@ -1380,10 +1391,29 @@ private:
             return;
         }
         ++counters_.read_index_rounds;
-        const time_point now = clock_.now();
-        heartbeat(now);
-        arm_timer();
+        broadcast_for_reads(clock_.now());
         confirm_reads();
+    }
+
+    /// One empty AppendEntries to every follower whose match the log still holds: any answer
+    /// in this term confirms the reads of this round. Unlike a heartbeat it leaves the stall
+    /// detection and the heartbeat schedule alone, so frequent rounds cost no resends.
+    void broadcast_for_reads(time_point now) {
+        if (cfg_.check_quorum) {
+            broadcasts_.emplace_back(rounds_ + 1, now);
+        }
+        for (auto& [id, pr] : peers_) {
+            if (const std::optional<term> match_term = log_.term_at(pr.match)) {
+                send(id, append_request{cfg_.id,
+                                        id,
+                                        term_,
+                                        pr.match,
+                                        *match_term,
+                                        std::min(commit_, pr.match),
+                                        ++rounds_,
+                                        {}});
+            }
+        }
     }
 
     void leadership_acknowledged() {
@@ -1422,7 +1452,7 @@ private:
     /// for another leader before `t + election_timeout_min` (check-quorum's lease); minus the
     /// drift bound, this leader may serve reads alone until then.
     void extend_lease() {
-        if (!cfg_.check_quorum) {
+        if (!cfg_.check_quorum || clock_.now() < lease_blocked_until_) {
             return;
         }
         const log_index acked = quorum_index(
@@ -1592,6 +1622,8 @@ private:
         if (role_ != role::leader) {
             resp.error = static_cast<std::uint32_t>(leader_ == no_node ? errc::leader_unknown
                                                                        : errc::not_leader);
+        } else if (transfer_) {
+            resp.error = static_cast<std::uint32_t>(errc::transfer_in_progress);
         } else {
             const appended a = append_proposal(std::move(m.payload));
             if (a.refused) {
@@ -1617,7 +1649,7 @@ private:
             const bool refusal = why == errc::not_leader || why == errc::leader_unknown ||
                                  why == errc::proposal_too_large ||
                                  why == errc::uncommitted_limit || why == errc::disk_full ||
-                                 why == errc::storage_failure;
+                                 why == errc::transfer_in_progress || why == errc::storage_failure;
             return complete_later(std::move(done), refusal ? why : errc::outcome_unknown,
                                   log_index{});
         }
@@ -1794,7 +1826,24 @@ private:
         const progress* pr = find_peer(transfer_->target);
         if (pr != nullptr && pr->match == log_.last_index()) {
             transfer_->sent = true;
+            // The target's election asks voters to set their lease promise aside (thesis
+            // §3.10), so this leader's lease ends now, and earns nothing until that election,
+            // however late TimeoutNow arrives, is surely over.
+            lease_until_ = time_point{};
+            lease_blocked_until_ =
+                clock_.now() + 2 * std::chrono::duration_cast<duration>(cfg_.election_timeout_max);
             send(transfer_->target, timeout_now{cfg_.id, transfer_->target, term_});
+        }
+    }
+
+    void fail_changes(errc why) {
+        if (change_) {
+            finish_change(std::move(change_->done), why);
+            change_.reset();
+        }
+        if (transfer_) {
+            finish_change(std::move(transfer_->done), why);
+            transfer_.reset();
         }
     }
 
@@ -1995,6 +2044,8 @@ private:
         fail_pending(errc::storage_failure);
         fail_forwarded(errc::storage_failure, true);
         fail_reads(errc::storage_failure, true);
+        fail_changes(errc::storage_failure);
+        set_leader(no_node); // observers (a coordinator's director) learn it leads no more
         if (timer_armed_) {
             scheduler_.cancel(timer_);
             timer_armed_ = false;
@@ -2410,6 +2461,8 @@ private:
     /// quorum, and the end of the lease they earned. \invariant rounds increase.
     std::deque<std::pair<std::uint64_t, time_point>> broadcasts_;
     time_point lease_until_{};
+    /// No lease is earned before this (after a TimeoutNow was sent).
+    time_point lease_blocked_until_{};
 };
 
 } // namespace synod::raft

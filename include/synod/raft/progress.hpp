@@ -49,6 +49,9 @@ struct snapshot_transfer {
     std::uint64_t sent = 0;
     /// The last chunk has been sent (since the last rewind).
     bool all_sent = false;
+    /// The follower refused the whole or dropped its partial copy: the stall check resends
+    /// from the start, not from `acked`.
+    bool restart_on_stall = false;
     /// The offset the last rewind went back to: further rejections asking for it are echoes
     /// of the same gap, not new losses.
     std::uint64_t rewound_to = 0;
