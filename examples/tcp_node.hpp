@@ -1,0 +1,53 @@
+#pragma once
+
+// One Raft node over the Asio runtime: steady_clock, asio_scheduler and tcp_transport around
+// a raft::node, all on one executor. Shared by examples/synod_node.cpp and
+// bench/loopback_bench.cpp; a host would write the same few lines.
+
+#include <synod/core/concepts.hpp>
+#include <synod/net.hpp>
+#include <synod/raft/node.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+
+#include <system_error>
+#include <utility>
+
+namespace synod::examples {
+
+template <state_machine Machine, log_store Log>
+class tcp_node {
+public:
+    using node_type =
+        raft::node<Log, net::tcp_transport, net::steady_clock, net::asio_scheduler, Machine>;
+
+    /// Call on the executor's thread (or before it runs).
+    tcp_node(const boost::asio::any_io_executor& executor, raft::config cfg,
+             net::transport_config transport, Log& log, Machine& machine)
+        : scheduler_(executor)
+        , transport_(executor, std::move(transport))
+        , node_(std::move(cfg), log, transport_, clock_, scheduler_, machine) {
+        transport_.on_receive([this](message m) { node_.receive(std::move(m)); });
+    }
+
+    /// Binds the listening port, then recovers the log and starts the node.
+    std::error_code start() {
+        if (auto ec = transport_.start()) {
+            return ec;
+        }
+        return node_.start();
+    }
+
+    node_type& node() noexcept { return node_; }
+    net::tcp_transport& transport() noexcept { return transport_; }
+
+private:
+    // Destroyed in reverse: the node first (it cancels its timers), then the transport, then
+    // the scheduler, after which nothing posted runs.
+    net::steady_clock clock_;
+    net::asio_scheduler scheduler_;
+    net::tcp_transport transport_;
+    node_type node_;
+};
+
+} // namespace synod::examples
