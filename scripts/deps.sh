@@ -3,7 +3,7 @@
 # apt-get; otherwise it prints the exact apt-get line and stops.
 set -euo pipefail
 
-packages=(cmake make g++ clang libboost-dev doctest-dev pkg-config python3 chromium)
+packages=(cmake make g++ clang libboost-dev libssl-dev openssl doctest-dev pkg-config python3 chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
