@@ -386,8 +386,10 @@ TEST_CASE("transport: bad configuration is refused with invalid_argument") {
     bad.back().second.max_queued_messages = 0;
     bad.emplace_back("reconnect inverted", base());
     bad.back().second.reconnect_max = 1ms;
-    for (auto& [name, cfg] : bad) {
-        CAPTURE(std::string(name));
+    for (auto& entry : bad) {
+        const std::string name = entry.first;
+        const net::transport_config& cfg = entry.second;
+        CAPTURE(name);
         CHECK(cfg.validate() == errc::invalid_argument);
         tcp_transport t(io.get_executor(), cfg);
         CHECK(t.start() == errc::invalid_argument);
