@@ -411,3 +411,19 @@ TEST_CASE("transport: a port in use is reported by start") {
     tcp_transport second(io.get_executor(), c);
     CHECK(second.start() == std::errc::address_in_use);
 }
+
+TEST_CASE("transport: connections that never say who they are cannot crowd out the peers") {
+    net::transport_config base;
+    base.max_pending_handshakes = 2;
+    pair_fixture f(base);
+    REQUIRE(f.connect());
+    std::vector<std::unique_ptr<raw_client>> silent;
+    for (int i = 0; i < 3; ++i) {
+        silent.push_back(std::make_unique<raw_client>(f.t2->local_port()));
+    }
+    REQUIRE(run_until(f.io, [&] { return f.t2->counters().refused_pending_limit == 1; }));
+    CHECK(f.healthy());
+    // The two admitted ones are closed at the handshake timeout, freeing their places.
+    REQUIRE(run_until(
+        f.io, [&] { return f.t2->counters().closed_for(close_reason::handshake_timeout) == 2; }));
+}

@@ -103,6 +103,8 @@ struct transport_config {
     std::chrono::milliseconds reconnect_max{1000};
     /// A connection must finish connecting and its handshakes (TLS and synod's) within this.
     std::chrono::milliseconds handshake_timeout{2000};
+    /// Inbound connections still in their handshake; more are closed at once.
+    std::size_t max_pending_handshakes = 64;
     std::uint64_t random_seed = 0;
     /// Connection events: established, closed (with the reason), queue overflow. Called on
     /// the executor.
@@ -126,8 +128,8 @@ struct transport_config {
         }
         if (cluster_id == 0 || self == no_node || max_frame_size < wire::frame_header_size ||
             max_queued_messages == 0 || max_queued_bytes == 0 || max_write_bytes == 0 ||
-            reconnect_min.count() <= 0 || reconnect_max < reconnect_min ||
-            handshake_timeout.count() <= 0) {
+            max_pending_handshakes == 0 || reconnect_min.count() <= 0 ||
+            reconnect_max < reconnect_min || handshake_timeout.count() <= 0) {
             return errc::invalid_argument;
         }
         return {};
@@ -147,6 +149,8 @@ struct transport_counters {
     std::uint64_t dropped_in_flight = 0;    ///< lost in a write when its connection closed
     std::uint64_t connections_established = 0;
     std::uint64_t dial_attempts = 0;
+    /// Inbound connections closed at once because `max_pending_handshakes` were pending.
+    std::uint64_t refused_pending_limit = 0;
     /// Connections closed, by `close_reason`.
     std::array<std::uint64_t, close_reason_count> closed{};
 
@@ -228,6 +232,7 @@ public:
         , cfg_(std::move(cfg))
         , security_(std::move(security))
         , acceptor_(executor_)
+        , accept_retry_(executor_)
         , resolver_(executor_)
         , rng_(cfg_.random_seed ^ (cfg_.self.value() * 0x9e3779b97f4a7c15ULL)) {
         for (const peer_address& p : cfg_.peers) {
@@ -347,6 +352,7 @@ public:
         receiver_ = nullptr;
         error_code ignored;
         acceptor_.close(ignored);
+        accept_retry_.cancel();
         resolver_.cancel();
         for (auto& [id, p] : peers_) {
             p.retry_timer.cancel();
@@ -372,13 +378,28 @@ private:
                 }
                 if (!ec) {
                     self->adopt_inbound(std::move(socket));
+                    return self->accept_next();
                 }
-                self->accept_next();
+                // Out of descriptors or buffers: accepting again at once would spin.
+                self->log(true, "accept failed; retrying in 100 ms", no_node,
+                          static_cast<std::uint64_t>(ec.value()));
+                self->accept_retry_.expires_after(std::chrono::milliseconds(100));
+                self->accept_retry_.async_wait([self](error_code wait_ec) {
+                    if (!wait_ec && !self->closed_) {
+                        self->accept_next();
+                    }
+                });
             });
     }
 
     void adopt_inbound(tcp::socket socket) {
         error_code ignored;
+        if (pending_inbound() >= cfg_.max_pending_handshakes) {
+            // Connections that have not said who they are cannot crowd out the peers.
+            ++counters_.refused_pending_limit;
+            socket.close(ignored);
+            return;
+        }
         socket.set_option(tcp::no_delay(true), ignored);
         auto c = std::make_shared<connection>(security_.wrap(std::move(socket)), executor_, true);
         open_.insert(c);
@@ -654,6 +675,12 @@ private:
         }
     }
 
+    [[nodiscard]] std::size_t pending_inbound() const {
+        return static_cast<std::size_t>(
+            std::count_if(open_.begin(), open_.end(),
+                          [](const connection_ptr& c) { return c->inbound && !c->established; }));
+    }
+
     // --- reading ---------------------------------------------------------------------------
 
     static constexpr std::size_t initial_read_buffer = std::size_t{64} << 10;
@@ -788,7 +815,7 @@ private:
         }
     }
 
-    static constexpr std::size_t max_spare_buffers = 1024;
+    static constexpr std::size_t max_spare_buffers = 256;
     static constexpr std::size_t max_spare_capacity = std::size_t{64} << 10;
 
     // --- diagnostics -----------------------------------------------------------------------
@@ -810,6 +837,7 @@ private:
     transport_config cfg_;
     Security security_;
     tcp::acceptor acceptor_;
+    boost::asio::steady_timer accept_retry_;
     tcp::resolver resolver_;
     std::mt19937_64 rng_;
     std::map<node_id, peer_state> peers_;
