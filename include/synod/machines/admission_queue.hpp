@@ -62,7 +62,6 @@
 #include <synod/wire/byte_io.hpp>
 
 #include <boost/intrusive/list.hpp>
-#include <boost/intrusive/unordered_set.hpp>
 #include <boost/multi_index/identity.hpp>
 #include <boost/multi_index/ranked_index.hpp>
 #include <boost/multi_index_container.hpp>
@@ -673,9 +672,6 @@ private:
                     boost::multi_index::identity<queued>, queued_order>>>;
     static constexpr unsigned round_bits = 56;
 
-    using id_hook = boost::intrusive::unordered_set_member_hook<
-        boost::intrusive::link_mode<boost::intrusive::normal_link>,
-        boost::intrusive::store_hash<true>>;
     using age_hook = boost::intrusive::list_member_hook<
         boost::intrusive::link_mode<boost::intrusive::normal_link>>;
 
@@ -697,24 +693,89 @@ private:
         admission_event_kind outcome = admission_event_kind::accepted; ///< when finished
         bool dispatched = false;
         queue_index::iterator slot{}; ///< valid while pending
-        id_hook by_id;
+        std::size_t hash = 0;         ///< of `id`, as `id_table` files it
         /// In `pending_by_age`, `running` or `finished`, by `state`.
         age_hook by_age;
     };
 
-    struct id_of {
-        using type = std::string_view;
-        type operator()(const execution& x) const noexcept { return x.id; }
-    };
-    struct id_hash {
-        std::size_t operator()(std::string_view s) const noexcept {
-            return std::hash<std::string_view>{}(s);
+    /// The nodes in use by id: open addressing over (hash, node) slots with linear probing,
+    /// so a lookup of an id that is not there reads one contiguous run of slots and touches
+    /// no node (the queue's nodes are spread over memory; chained hashing cost a cache miss
+    /// per node in the chain). Deletion shifts back (no tombstones).
+    class id_table {
+    public:
+        [[nodiscard]] static std::size_t hash_of(std::string_view id) noexcept {
+            return std::hash<std::string_view>{}(id);
         }
+        [[nodiscard]] execution* find(std::string_view id, std::size_t h) const noexcept {
+            for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
+                const slot& s = slots_[i];
+                if (s.node == nullptr) {
+                    return nullptr;
+                }
+                if (s.hash == h && s.node->id == id) {
+                    return s.node;
+                }
+            }
+        }
+        /// `x` (with `x.hash` set) must not be in the table.
+        void insert(execution& x) {
+            if ((count_ + 1) * 2 > slots_.size()) {
+                grow();
+            }
+            place(slot{x.hash, &x});
+            ++count_;
+        }
+        /// `x` must be in the table.
+        void erase(const execution& x) noexcept {
+            std::size_t i = x.hash & mask_;
+            while (slots_[i].node != &x) {
+                i = (i + 1) & mask_;
+            }
+            // Shift later members of the run back into the hole when their home allows.
+            for (std::size_t j = (i + 1) & mask_; slots_[j].node != nullptr; j = (j + 1) & mask_) {
+                const std::size_t home = slots_[j].hash & mask_;
+                // Movable unless its home lies cyclically in (i, j].
+                const bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+                if (!stays) {
+                    slots_[i] = slots_[j];
+                    i = j;
+                }
+            }
+            slots_[i] = slot{};
+            --count_;
+        }
+        [[nodiscard]] std::size_t size() const noexcept { return count_; }
+
+    private:
+        struct slot {
+            std::size_t hash = 0;
+            execution* node = nullptr;
+        };
+        void place(slot s) noexcept {
+            std::size_t i = s.hash & mask_;
+            while (slots_[i].node != nullptr) {
+                i = (i + 1) & mask_;
+            }
+            slots_[i] = s;
+        }
+        void grow() {
+            std::vector<slot> old(slots_.size() * 2);
+            old.swap(slots_);
+            mask_ = slots_.size() - 1;
+            for (const slot& s : old) {
+                if (s.node != nullptr) {
+                    place(s);
+                }
+            }
+        }
+
+        /// \invariant a power of two, at least twice `count_`: probes end at an empty slot.
+        std::vector<slot> slots_ = std::vector<slot>(64);
+        std::size_t mask_ = 63;
+        std::size_t count_ = 0;
     };
-    using id_index = boost::intrusive::unordered_set<
-        execution, boost::intrusive::member_hook<execution, id_hook, &execution::by_id>,
-        boost::intrusive::key_of_value<id_of>, boost::intrusive::hash<id_hash>,
-        boost::intrusive::power_2_buckets<true>, boost::intrusive::constant_time_size<true>>;
+
     using age_list = boost::intrusive::list<
         execution, boost::intrusive::member_hook<execution, age_hook, &execution::by_age>,
         boost::intrusive::constant_time_size<true>>;
@@ -729,20 +790,15 @@ private:
     /// The whole replicated state, behind a pointer so that the intrusive structures never
     /// move (a moved queue moves the pointer).
     struct state {
-        state()
-            : buckets(initial_buckets)
-            , by_id(id_index::bucket_traits(buckets.data(), buckets.size())) {}
+        state() = default;
         state(const state&) = delete;
         state& operator=(const state&) = delete;
         ~state() {
             // Unhook before the nodes go (normal_link hooks are not checked, but be tidy).
-            by_id.clear();
             pending_by_age.clear();
             running.clear();
             finished.clear();
         }
-
-        static constexpr std::size_t initial_buckets = 64;
 
         /// \invariant the largest `now` of every decoded command; never decreases.
         std::uint64_t clock = 0;
@@ -756,9 +812,8 @@ private:
         std::vector<execution*> free_nodes;
         /// \invariant exactly the users with load > 0; load counts their pending + running.
         std::unordered_map<std::string, user_state, string_hash, std::equal_to<>> users;
-        std::vector<id_index::bucket_type> buckets;
         /// \invariant every node in use, once, by id.
-        id_index by_id;
+        id_table by_id;
         /// \invariant exactly the pending executions, in dispatch order; size() is the
         /// pending count that `max_queue_size` caps.
         queue_index queue;
@@ -1008,7 +1063,7 @@ private:
         while (s.finished.size() > cfg_.max_retained_decisions) {
             execution& old = s.finished.front();
             s.finished.pop_front();
-            s.by_id.erase(s.by_id.iterator_to(old));
+            s.by_id.erase(old);
             release_node(old);
         }
     }
@@ -1025,9 +1080,7 @@ private:
     // ---- node pool and id index
 
     [[nodiscard]] execution* find_node(std::string_view id) const {
-        auto& index = s_->by_id;
-        const auto it = index.find(id);
-        return it == index.end() ? nullptr : const_cast<execution*>(&*it);
+        return s_->by_id.find(id, id_table::hash_of(id));
     }
 
     /// A fresh node for `id`, indexed by it.
@@ -1041,17 +1094,9 @@ private:
             x = &s.nodes.emplace_back();
         }
         x->id.assign(id);
-        if (s.by_id.size() + 1 > s.buckets.size()) {
-            grow_buckets(s, s.buckets.size() * 2);
-        }
+        x->hash = id_table::hash_of(id);
         s.by_id.insert(*x);
         return *x;
-    }
-
-    static void grow_buckets(state& s, std::size_t count) {
-        std::vector<id_index::bucket_type> bigger(count);
-        s.by_id.rehash(id_index::bucket_traits(bigger.data(), bigger.size()));
-        s.buckets.swap(bigger);
     }
 
     void release_node(execution& x) {
@@ -1232,15 +1277,12 @@ private:
         return !id.empty() && id.size() <= max_id_bytes;
     }
     [[nodiscard]] static const execution* index_lookup(const state& s, std::string_view id) {
-        const auto it = s.by_id.find(id);
-        return it == s.by_id.end() ? nullptr : &*it;
+        return s.by_id.find(id, id_table::hash_of(id));
     }
     static execution& pooled(state& s, std::string_view id) {
         execution& x = s.nodes.emplace_back();
         x.id.assign(id);
-        if (s.by_id.size() + 1 > s.buckets.size()) {
-            grow_buckets(s, s.buckets.size() * 2);
-        }
+        x.hash = id_table::hash_of(id);
         s.by_id.insert(x);
         return x;
     }
