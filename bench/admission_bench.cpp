@@ -14,7 +14,8 @@
 // steady state. Prints ns per cycle, the ratio to the heap, and growth against log2 n
 // relative to the smallest size (1.0 = exactly logarithmic).
 //
-// Usage: synod_admission_bench [cycles per size] [largest size]   (defaults 200,000, 1,000,000)
+// Usage: synod_admission_bench [cycles per size] [largest size] [retained decisions]
+//        (defaults 200,000, 1,000,000, 100,000 — the config's default retention)
 
 #include <synod/machines/admission_queue.hpp>
 
@@ -99,8 +100,11 @@ double heap_ns(const workload& w, std::size_t n, std::size_t cycles) {
     return s * 1e9 / static_cast<double>(cycles);
 }
 
+std::size_t retained = admission_config{}.max_retained_decisions;
+
 admission_config config_for(std::size_t n, bool auto_dispatch) {
     admission_config c;
+    c.max_retained_decisions = retained;
     c.max_queue_size = n + 16;
     c.max_per_user = n + 16;
     c.max_running = 1;
@@ -182,6 +186,9 @@ double apply_ns(const workload& w, std::size_t n, std::size_t cycles) {
 int main(int argc, char** argv) {
     const std::size_t cycles = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 200'000;
     const std::size_t largest = argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 1'000'000;
+    if (argc > 3) {
+        retained = std::strtoull(argv[3], nullptr, 10);
+    }
     std::vector<std::size_t> sizes;
     for (std::size_t n = 1'000; n <= largest; n *= 10) {
         sizes.push_back(n);

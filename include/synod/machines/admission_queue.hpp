@@ -1125,7 +1125,12 @@ private:
         for (auto& round : s.current_round) {
             round = r.get<std::uint64_t>();
         }
-        if (!r.ok() || version != snapshot_version) {
+        const bool round_robin = cfg_.fairness == admission_fairness::round_robin_users;
+        const auto no_rounds = [](const auto& rounds) {
+            return std::all_of(rounds.begin(), rounds.end(), [](auto v) { return v == 0; });
+        };
+        if (!r.ok() || version != snapshot_version ||
+            (!round_robin && !no_rounds(s.current_round))) {
             return false;
         }
         const auto user_count = detail::get_count(r, 4 + 8 * admission_priority_count);
@@ -1136,7 +1141,8 @@ private:
             for (auto& round : u.next_round) {
                 round = r.get<std::uint64_t>();
             }
-            if (name.empty() || name.size() > max_user_bytes || (i > 0 && name <= previous)) {
+            if (name.empty() || name.size() > max_user_bytes || (i > 0 && name <= previous) ||
+                (!round_robin && !no_rounds(u.next_round))) {
                 return false;
             }
             previous = name;
