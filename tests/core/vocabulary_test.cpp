@@ -117,6 +117,13 @@ TEST_CASE("errc: every value has its own message, and the machine errcs say what
         errc::stale_sequence,
         errc::too_many_sessions,
         errc::too_many_outstanding,
+        errc::unknown_execution,
+        errc::execution_finished,
+        errc::not_running,
+        errc::already_dispatched,
+        errc::not_ready,
+        errc::invalid_priority,
+        errc::invalid_admission_config,
     };
     std::set<std::string> messages;
     for (errc e : all) {
@@ -131,6 +138,8 @@ TEST_CASE("errc: every value has its own message, and the machine errcs say what
     CHECK(static_cast<int>(errc::unknown_command_tag) == 89);
     CHECK(static_cast<int>(errc::unknown_session) == 90);
     CHECK(static_cast<int>(errc::too_many_outstanding) == 94);
+    CHECK(static_cast<int>(errc::unknown_execution) == 100);
+    CHECK(static_cast<int>(errc::invalid_admission_config) == 106);
     CHECK(make_error_code(errc::session_expired).message().find("register a new session") !=
           std::string::npos);
     CHECK(make_error_code(errc::revision_compacted).message().find("read the whole directory") !=

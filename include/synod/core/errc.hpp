@@ -69,6 +69,15 @@ enum class errc : int {
 
     // Membership (raft/).
     learner_behind = 95, ///< the learner has not caught up with the leader's log yet
+
+    // Admission queue (machines/admission_queue.hpp).
+    unknown_execution = 100,        ///< no execution with that id is known (or it is forgotten)
+    execution_finished = 101,       ///< the execution already finished or was rejected
+    not_running = 102,              ///< complete/fail of an execution that is still pending
+    already_dispatched = 103,       ///< dispatch of an execution that is already running
+    not_ready = 104,                ///< dispatch of an execution not at the front, or no capacity
+    invalid_priority = 105,         ///< a priority outside 0 (critical) .. 4 (background)
+    invalid_admission_config = 106, ///< an admission_config value is out of range
 };
 
 namespace detail {
@@ -195,6 +204,29 @@ public:
         case errc::too_many_outstanding:
             return "the session holds max_results_per_session unacknowledged results: raise "
                    "first_outstanding as results arrive, then retry; nothing was applied";
+        case errc::unknown_execution:
+            return "no execution with that id is known: it was never submitted, or it finished "
+                   "so long ago that its decision is no longer retained (max_retained_decisions); "
+                   "nothing was changed";
+        case errc::execution_finished:
+            return "the execution already finished (completed, failed, cancelled, expired) or was "
+                   "rejected at admission: its outcome is final; nothing was changed";
+        case errc::not_running:
+            return "the execution is still pending: only a dispatched (running) execution can "
+                   "complete or fail; cancel it instead, or wait for its dispatch";
+        case errc::already_dispatched:
+            return "the execution is already running: an execution is dispatched at most once, "
+                   "so this dispatch was refused and nothing was changed";
+        case errc::not_ready:
+            return "the execution is not ready to dispatch (not at the front of the queue, or "
+                   "max_running executions run): ask ready_to_dispatch() again; nothing was "
+                   "changed";
+        case errc::invalid_priority:
+            return "the priority must be 0 (critical) to 4 (background); nothing was submitted";
+        case errc::invalid_admission_config:
+            return "admission_config out of range: max_queue_size, max_per_user and max_running "
+                   "must be at least 1, stale_timeout 1 ms to 2^40 ms, and fairness a known "
+                   "policy";
         }
         return "unknown synod error " + std::to_string(value);
     }

@@ -1,0 +1,1307 @@
+#pragma once
+
+/// \file
+/// `machines::admission_queue`: admission and queuing of executions (seed 002) as a pure,
+/// deterministic value. Executions are admitted against a queue cap and a per-user cap, held
+/// in priority order (lower value first, FIFO within a priority), dispatched when they reach
+/// the front and capacity allows, never dispatched twice, and expired when stale. Every
+/// outcome is an event.
+///
+/// Two ways to use it, on the same object:
+/// - **replicated**: the coordinator proposes the `encode_*` commands and Raft applies them
+///   (`apply`); every replica that applies the same entries holds the same queue. Dispatch is
+///   then an explicit command (`auto_dispatch = false`): the leader's dispatcher proposes
+///   `dispatch(id)` for what `ready_to_dispatch()` reports, and the host is told to run an
+///   execution only once that command is applied — so a failover can neither lose the
+///   decision nor make it twice.
+/// - **standalone** (single process, nothing replicated): call `submit`, `complete`, ... with
+///   the current time; with `auto_dispatch = true` (the default) the queue dispatches by itself
+///   after every operation, as the seed's coordinator does.
+///
+/// Semantics (docs/machines.md has the long form):
+/// - **Time** is replicated: the largest `now` any decoded command carried (it never goes
+///   backwards when leaders' clocks disagree). Every command first moves time to its `now`
+///   and expires what that makes stale — a consequence of time passing that happens whether
+///   the command itself is then refused or not. Beyond that, a refused command changes
+///   nothing.
+/// - **Admission** (`submit`): a duplicate execution id gets its original decision back and
+///   changes nothing. Otherwise `queue_full` when `max_queue_size` executions are pending, then
+///   `user_limit` when the user has `max_per_user` executions pending *or running* (the seed
+///   counts both, so the cap also bounds what a user runs). Both rejections are decisions: they
+///   are remembered, and a retry of the id gets the same rejection. Accepted: the answer
+///   carries the execution's rank among pending executions (0 = next to dispatch).
+/// - **Order**: priority first (critical 0 .. background 4), then submission order. With
+///   `round_robin_users` fairness each priority is served in rounds: a user's n-th queued
+///   execution at a priority goes to the n-th round from now, so every waiting user gets one
+///   execution per round, in submission order within the round.
+/// - **Dispatch** takes the front only, and only while fewer than `max_running` run. There is
+///   no skipping: the per-user cap is enforced at admission over pending + running, so the
+///   front's user is never over it at dispatch and no head-of-line blocking by a user cap can
+///   occur (as in the seed, which always pops the front). An id is dispatched at most once.
+/// - **Finishing**: `complete` / `fail` a running execution; `cancel` a pending or running
+///   one; a pending one that waited longer than `stale_timeout` since submission, or a running
+///   one with no outcome within `stale_timeout` since dispatch, expires. Each frees capacity
+///   (and, with `auto_dispatch`, dispatches the next at once).
+/// - **Memory**: finished executions (and rejected ids) are remembered so that duplicates get
+///   their original decision, up to `max_retained_decisions`; beyond that the oldest finished
+///   is forgotten, and a later submit of a forgotten id is decided afresh as a new execution.
+///   At-most-once dispatch therefore holds for duplicates that arrive while their decision is
+///   retained: size the retention for the longest redelivery delay you expect.
+///
+/// Every operation costs O(log n) in the pending count (plus O(k log n) for k executions that
+/// expire on the way): the pending order is a ranked (order-statistic) tree, executions are
+/// pooled nodes found through an intrusive hash, and the age orders are intrusive lists.
+
+#include <synod/core/assert.hpp>
+#include <synod/core/bytes.hpp>
+#include <synod/core/concepts/state_machine.hpp>
+#include <synod/core/errc.hpp>
+#include <synod/core/log_entry.hpp>
+#include <synod/core/result.hpp>
+#include <synod/machines/detail/encoding.hpp>
+#include <synod/wire/byte_io.hpp>
+
+#include <boost/intrusive/list.hpp>
+#include <boost/multi_index/identity.hpp>
+#include <boost/multi_index/ranked_index.hpp>
+#include <boost/multi_index_container.hpp>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace synod::machines {
+
+/// Lower values are dispatched first.
+enum class admission_priority : std::uint8_t {
+    critical = 0,
+    high = 1,
+    normal = 2,
+    low = 3,
+    background = 4,
+};
+inline constexpr std::size_t admission_priority_count = 5;
+
+/// How executions of the same priority are ordered.
+enum class admission_fairness : std::uint8_t {
+    /// Submission order (the seed's behaviour).
+    strict_fifo = 0,
+    /// Round-robin between users: one execution per waiting user per round.
+    round_robin_users = 1,
+};
+
+/// Where an execution is in its life.
+enum class execution_state : std::uint8_t {
+    pending = 0,  ///< accepted, waiting in the queue
+    running = 1,  ///< dispatched, no outcome yet
+    finished = 2, ///< completed, failed, cancelled, expired, or rejected at admission
+};
+
+/// What happened; each is an event and, for finished executions, their final outcome.
+enum class admission_event_kind : std::uint8_t {
+    accepted = 0,
+    rejected = 1,
+    dispatched = 2,
+    completed = 3,
+    failed = 4,
+    cancelled = 5,
+    expired = 6,
+};
+
+[[nodiscard]] constexpr std::string_view to_string(admission_event_kind k) noexcept {
+    switch (k) {
+    case admission_event_kind::accepted:
+        return "accepted";
+    case admission_event_kind::rejected:
+        return "rejected";
+    case admission_event_kind::dispatched:
+        return "dispatched";
+    case admission_event_kind::completed:
+        return "completed";
+    case admission_event_kind::failed:
+        return "failed";
+    case admission_event_kind::cancelled:
+        return "cancelled";
+    case admission_event_kind::expired:
+        return "expired";
+    }
+    return "?";
+}
+
+/// Limits and policy of a queue. Part of the replicated behaviour: every replica must use the
+/// same values. `validate()` says whether they are usable.
+struct admission_config {
+    /// Submissions beyond this many pending executions are rejected with `queue_full`.
+    std::size_t max_queue_size = 10'000;
+    /// Submissions of a user with this many executions pending or running are rejected with
+    /// `user_limit`.
+    std::size_t max_per_user = 100;
+    /// At most this many executions run at once (default: no limit).
+    std::size_t max_running = unlimited;
+    /// A pending execution older than this (since submission) expires, and so does a running
+    /// one with no outcome this long after its dispatch.
+    std::chrono::milliseconds stale_timeout{3'600'000};
+    /// Order within a priority.
+    admission_fairness fairness = admission_fairness::strict_fifo;
+    /// Dispatch by itself after every operation (standalone use). A replicated queue turns
+    /// this off and dispatches through `dispatch` commands (see the file comment).
+    bool auto_dispatch = true;
+    /// How many finished (or rejected) executions are remembered to answer duplicates.
+    std::size_t max_retained_decisions = 100'000;
+
+    static constexpr std::size_t unlimited = std::numeric_limits<std::size_t>::max();
+    /// Timeouts beyond this (about 35 years) are refused, so that time arithmetic cannot
+    /// overflow.
+    static constexpr std::chrono::milliseconds max_stale_timeout{std::uint64_t{1} << 40};
+
+    /// `invalid_admission_config` unless every cap is at least 1, the timeout is in
+    /// 1 ms..`max_stale_timeout`, and the fairness policy is known.
+    [[nodiscard]] std::error_code validate() const noexcept {
+        const bool ok = max_queue_size >= 1 && max_per_user >= 1 && max_running >= 1 &&
+                        stale_timeout.count() >= 1 && stale_timeout <= max_stale_timeout &&
+                        (fairness == admission_fairness::strict_fifo ||
+                         fairness == admission_fairness::round_robin_users);
+        return ok ? std::error_code{} : make_error_code(errc::invalid_admission_config);
+    }
+};
+
+/// One outcome, as an event sink sees it. The views point into the queue and are valid only
+/// during the sink's call (copy them, or use `admission_event_record`, to keep them).
+struct admission_event {
+    admission_event_kind kind = admission_event_kind::accepted;
+    std::string_view execution_id;
+    std::string_view user; ///< empty for `rejected` events of ids submitted without a user
+    admission_priority priority = admission_priority::normal;
+    /// `accepted`: the rank among pending executions at acceptance (0 = next).
+    std::uint64_t position = 0;
+    /// `rejected`: `queue_full` or `user_limit`.
+    std::error_code reason;
+    /// `dispatched`: what the host runs (the seed's create-pod command).
+    byte_span payload;
+    /// `completed` / `failed` / `cancelled` / `expired`: whether it was pending or running.
+    execution_state from = execution_state::pending;
+    /// Replicated time of the event (ms).
+    std::uint64_t at = 0;
+};
+
+/// An `admission_event` that owns its data (what `apply` returns).
+struct admission_event_record {
+    admission_event_kind kind = admission_event_kind::accepted;
+    std::string execution_id;
+    std::string user;
+    admission_priority priority = admission_priority::normal;
+    std::uint64_t position = 0;
+    std::error_code reason;
+    shared_bytes payload;
+    execution_state from = execution_state::pending;
+    std::uint64_t at = 0;
+
+    [[nodiscard]] static admission_event_record of(const admission_event& e) {
+        return {e.kind,
+                std::string(e.execution_id),
+                std::string(e.user),
+                e.priority,
+                e.position,
+                e.reason,
+                shared_bytes(e.payload),
+                e.from,
+                e.at};
+    }
+    friend bool operator==(const admission_event_record&, const admission_event_record&) = default;
+};
+
+/// The answer to a submission.
+struct submit_decision {
+    /// Empty: accepted. `queue_full` / `user_limit`: rejected (a remembered decision).
+    /// `missing_field`, `field_too_large`, `invalid_priority`: a malformed submission that was
+    /// not decided and is not remembered.
+    std::error_code error;
+    /// Accepted: the rank among pending executions at acceptance (0 = next to dispatch).
+    std::uint64_t position = 0;
+    /// The id was already decided: `error` and `position` are that first decision, and
+    /// nothing changed.
+    bool duplicate = false;
+
+    friend bool operator==(const submit_decision&, const submit_decision&) = default;
+};
+
+/// A live (pending or running) execution, as queries report it. Views valid until the next
+/// operation on the queue.
+struct execution_info {
+    std::string_view id;
+    std::string_view user;
+    admission_priority priority = admission_priority::normal;
+    execution_state state = execution_state::pending;
+    std::uint64_t submitted_at = 0;
+    std::uint64_t dispatched_at = 0; ///< running only
+    byte_span payload;
+};
+
+class admission_queue {
+public:
+    static constexpr std::uint8_t command_version = 1;
+    static constexpr std::uint8_t snapshot_version = 1;
+
+    // Limits on a submission's fields: constants of the format, not options, since they decide
+    // which commands are valid on every replica.
+    static constexpr std::size_t max_id_bytes = 128;
+    static constexpr std::size_t max_user_bytes = 128;
+    static constexpr std::size_t max_payload_bytes = 1 << 20;
+
+    /// What `apply` returns: the command's own answer and every event it caused, in order
+    /// (expiries from the time advance first).
+    struct result_type {
+        /// Decoding errors, the submission's errors (see `submit_decision`), or the refusal of
+        /// `dispatch` / `complete` / `fail` / `cancel` (see those). Empty on success.
+        std::error_code error;
+        std::uint64_t position = 0; ///< submit: see `submit_decision`
+        bool duplicate = false;     ///< submit: see `submit_decision`
+        std::vector<admission_event_record> events;
+
+        friend bool operator==(const result_type&, const result_type&) = default;
+    };
+
+    /// Receives every event as it happens, from `apply` and from the direct API alike.
+    using event_sink = std::function<void(const admission_event&)>;
+
+    admission_queue()
+        : admission_queue(admission_config{}) {}
+    /// `cfg` must be valid (`cfg.validate()`; see also `create`).
+    explicit admission_queue(admission_config cfg)
+        : cfg_(cfg)
+        , s_(std::make_unique<state>()) {
+        SYNOD_ASSERT(!cfg_.validate(), "admission_config out of range: check validate() first");
+    }
+    /// A queue with `cfg`, or `invalid_admission_config`.
+    [[nodiscard]] static result<admission_queue> create(admission_config cfg) {
+        if (auto ec = cfg.validate()) {
+            return ec;
+        }
+        return admission_queue(cfg);
+    }
+
+    /// A copy holds the same queue (rebuilt through a snapshot) and the same sink.
+    admission_queue(const admission_queue& other)
+        : cfg_(other.cfg_)
+        , s_(std::make_unique<state>())
+        , sink_(other.sink_) {
+        const std::error_code ec = restore(other.snapshot());
+        SYNOD_ASSERT(!ec, "an admission queue refused its own snapshot");
+    }
+    admission_queue& operator=(const admission_queue& other) {
+        if (this != &other) {
+            admission_queue copy(other);
+            *this = std::move(copy);
+        }
+        return *this;
+    }
+    admission_queue(admission_queue&&) noexcept = default;
+    admission_queue& operator=(admission_queue&&) noexcept = default;
+    ~admission_queue() = default;
+
+    [[nodiscard]] const admission_config& config() const noexcept { return cfg_; }
+    void set_event_sink(event_sink sink) { sink_ = std::move(sink); }
+
+    // ---- Encoders: what a coordinator proposes. `now` is the proposer's time in ms. They
+    // encode any input; validity is decided when the command is applied.
+
+    [[nodiscard]] static shared_bytes encode_submit(std::string_view id, std::string_view user,
+                                                    admission_priority priority, byte_span payload,
+                                                    std::uint64_t now) {
+        byte_vector out;
+        out.reserve(2 + 8 + 3 * 4 + 1 + id.size() + user.size() + payload.size());
+        wire::byte_writer w(out);
+        put_header(w, op::submit, now);
+        detail::put_string(w, id);
+        detail::put_string(w, user);
+        w.put(static_cast<std::uint8_t>(priority));
+        w.put(static_cast<std::uint32_t>(payload.size()));
+        w.put_bytes(payload);
+        return shared_bytes(byte_span(out));
+    }
+    [[nodiscard]] static shared_bytes encode_dispatch(std::string_view id, std::uint64_t now) {
+        return id_command(op::dispatch, id, now);
+    }
+    [[nodiscard]] static shared_bytes encode_complete(std::string_view id, std::uint64_t now) {
+        return id_command(op::complete, id, now);
+    }
+    [[nodiscard]] static shared_bytes encode_fail(std::string_view id, std::uint64_t now) {
+        return id_command(op::fail, id, now);
+    }
+    [[nodiscard]] static shared_bytes encode_cancel(std::string_view id, std::uint64_t now) {
+        return id_command(op::cancel, id, now);
+    }
+    /// Moves replicated time to `now`, expiring what is stale (and, with `auto_dispatch`,
+    /// dispatching what that frees). A leader proposes it periodically.
+    [[nodiscard]] static shared_bytes encode_tick(std::uint64_t now) {
+        byte_vector out;
+        wire::byte_writer w(out);
+        put_header(w, op::tick, now);
+        return shared_bytes(byte_span(out));
+    }
+
+    // ---- state_machine
+
+    result_type apply(const log_entry& e) {
+        result_type out;
+        wire::byte_reader r(e.payload.span());
+        const auto version = r.get<std::uint8_t>();
+        const auto code = r.get<std::uint8_t>();
+        const auto now = r.get<std::uint64_t>();
+        if (!r.ok()) {
+            out.error = r.error();
+            return out;
+        }
+        if (version != command_version) {
+            out.error = errc::unknown_version;
+            return out;
+        }
+        if (code < static_cast<std::uint8_t>(op::submit) ||
+            code > static_cast<std::uint8_t>(op::tick)) {
+            out.error = errc::unknown_message_type;
+            return out;
+        }
+        const auto o = static_cast<op>(code);
+        std::string_view id;
+        std::string_view user;
+        std::uint8_t priority = 0;
+        byte_span payload;
+        if (o != op::tick) {
+            id = view_string(r);
+        }
+        if (o == op::submit) {
+            user = view_string(r);
+            priority = r.get<std::uint8_t>();
+            payload = r.get_bytes(r.get<std::uint32_t>());
+        }
+        if (r.ok() && r.remaining() != 0) {
+            r.fail(errc::length_mismatch);
+        }
+        if (!r.ok()) {
+            out.error = r.error();
+            return out;
+        }
+        collecting_ = &out.events;
+        switch (o) {
+        case op::submit: {
+            const auto d = submit_impl(id, user, priority, payload, {}, now);
+            out.error = d.error;
+            out.position = d.position;
+            out.duplicate = d.duplicate;
+            break;
+        }
+        case op::dispatch:
+            out.error = dispatch(id, now);
+            break;
+        case op::complete:
+            out.error = complete(id, now);
+            break;
+        case op::fail:
+            out.error = fail(id, now);
+            break;
+        case op::cancel:
+            out.error = cancel(id, now);
+            break;
+        case op::tick:
+            tick(now);
+            break;
+        }
+        collecting_ = nullptr;
+        return out;
+    }
+
+    /// Everything but the config and the sink, sealed with a CRC32C (format in
+    /// docs/machines.md). Equal queues give equal bytes.
+    [[nodiscard]] shared_bytes snapshot() const {
+        const state& s = *s_;
+        byte_vector out;
+        wire::byte_writer w(out);
+        w.put(snapshot_version);
+        w.put(s.clock);
+        w.put(s.next_seq);
+        for (const auto round : s.current_round) {
+            w.put(round);
+        }
+        std::vector<const user_state*> users;
+        users.reserve(s.users.size());
+        for (const auto& [name, u] : s.users) {
+            users.push_back(&u);
+        }
+        std::sort(users.begin(), users.end(),
+                  [](const user_state* a, const user_state* b) { return a->name < b->name; });
+        w.put(static_cast<std::uint32_t>(users.size()));
+        for (const user_state* u : users) {
+            detail::put_string(w, u->name);
+            for (const auto round : u->next_round) {
+                w.put(round);
+            }
+        }
+        w.put(static_cast<std::uint32_t>(s.queue.size()));
+        for (const queued& q : s.queue) {
+            put_live(w, *q.node);
+        }
+        w.put(static_cast<std::uint32_t>(s.running.size()));
+        for (const execution& x : s.running) {
+            put_live(w, x);
+        }
+        w.put(static_cast<std::uint32_t>(s.finished.size()));
+        for (const execution& x : s.finished) {
+            detail::put_string(w, x.id);
+            w.put(static_cast<std::uint32_t>(x.rejection));
+            w.put(x.position);
+            w.put(static_cast<std::uint8_t>(x.outcome));
+            w.put(static_cast<std::uint8_t>(x.dispatched ? 1 : 0));
+            w.put(x.finished_at);
+        }
+        return detail::seal(out);
+    }
+
+    /// Replaces the whole queue with a snapshot's: `corrupt_snapshot`, with the queue
+    /// unchanged, if it is damaged, of another version, or holds a state no sequence of
+    /// commands could produce. Finished executions beyond `max_retained_decisions` (a replica
+    /// with a larger retention wrote it) are forgotten oldest first.
+    std::error_code restore(byte_span bytes) {
+        const auto body = detail::unseal(bytes);
+        if (!body) {
+            return errc::corrupt_snapshot;
+        }
+        auto loaded = std::make_unique<state>();
+        if (!load(*loaded, *body)) {
+            return errc::corrupt_snapshot;
+        }
+        s_ = std::move(loaded);
+        trim_finished();
+        return {};
+    }
+
+    // ---- Direct API (standalone use; `apply` calls the same code). `now` is the caller's
+    // time in ms; events go to the sink.
+
+    /// Admits or rejects `id` (see the file comment). `payload` is kept as it is (shared, not
+    /// copied) and handed back in the `dispatched` event.
+    submit_decision submit(std::string_view id, std::string_view user, admission_priority priority,
+                           shared_bytes payload, std::uint64_t now) {
+        const byte_span bytes = payload.span(); // the buffer stays put when `payload` moves
+        return submit_impl(id, user, static_cast<std::uint8_t>(priority), bytes, std::move(payload),
+                           now);
+    }
+
+    /// Marks `id` running, once. Only the front of the queue is dispatched, and only while
+    /// fewer than `max_running` run: `not_ready` otherwise (ask `ready_to_dispatch` again).
+    /// `already_dispatched` if it runs, `execution_finished` if it finished (or was rejected),
+    /// `unknown_execution` if it was never submitted or is forgotten.
+    std::error_code dispatch(std::string_view id, std::uint64_t now) {
+        advance(now);
+        std::error_code ec;
+        execution* x = find_node(id);
+        if (x == nullptr) {
+            ec = errc::unknown_execution;
+        } else if (x->state == execution_state::finished) {
+            ec = errc::execution_finished;
+        } else if (x->state == execution_state::running) {
+            ec = errc::already_dispatched;
+        } else if (!capacity_free() || s_->queue.begin()->node != x) {
+            ec = errc::not_ready;
+        } else {
+            start(*x);
+        }
+        pump();
+        return ec;
+    }
+
+    /// The running execution `id` succeeded. `not_running` if it is still pending,
+    /// `execution_finished` / `unknown_execution` as for `dispatch`.
+    std::error_code complete(std::string_view id, std::uint64_t now) {
+        return finish_running(id, now, admission_event_kind::completed);
+    }
+    /// The running execution `id` failed. Errors as for `complete`.
+    std::error_code fail(std::string_view id, std::uint64_t now) {
+        return finish_running(id, now, admission_event_kind::failed);
+    }
+
+    /// Cancels a pending or running execution. `execution_finished` / `unknown_execution` as
+    /// for `dispatch`.
+    std::error_code cancel(std::string_view id, std::uint64_t now) {
+        advance(now);
+        std::error_code ec;
+        execution* x = find_node(id);
+        if (x == nullptr) {
+            ec = errc::unknown_execution;
+        } else if (x->state == execution_state::finished) {
+            ec = errc::execution_finished;
+        } else {
+            finish(*x, admission_event_kind::cancelled);
+        }
+        pump();
+        return ec;
+    }
+
+    /// Moves time to `now`: expires what is stale and (with `auto_dispatch`) dispatches what
+    /// that frees.
+    void tick(std::uint64_t now) {
+        advance(now);
+        pump();
+    }
+
+    // ---- Queries
+
+    /// Up to `limit` ids that `dispatch` would accept next, in order: the front of the queue
+    /// and those behind it, as many as `max_running` leaves room for. (Each becomes the front
+    /// once those before it are dispatched.) Views valid until the next operation.
+    [[nodiscard]] std::vector<std::string_view> ready_to_dispatch(std::size_t limit = 1) const {
+        const state& s = *s_;
+        std::size_t room = cfg_.max_running == admission_config::unlimited
+                               ? s.queue.size()
+                               : cfg_.max_running - std::min(cfg_.max_running, s.running.size());
+        room = std::min({room, limit, s.queue.size()});
+        std::vector<std::string_view> out;
+        out.reserve(room);
+        for (auto it = s.queue.begin(); out.size() < room; ++it) {
+            out.push_back(it->node->id);
+        }
+        return out;
+    }
+
+    [[nodiscard]] std::size_t pending_count() const noexcept { return s_->queue.size(); }
+    [[nodiscard]] std::size_t running_count() const noexcept { return s_->running.size(); }
+    /// Finished and rejected executions whose decision is remembered.
+    [[nodiscard]] std::size_t retained_count() const noexcept { return s_->finished.size(); }
+    /// Replicated time: the largest `now` seen (ms).
+    [[nodiscard]] std::uint64_t now() const noexcept { return s_->clock; }
+    /// Executions of `user` pending or running (what `max_per_user` caps).
+    [[nodiscard]] std::size_t user_load(std::string_view user) const {
+        const auto it = s_->users.find(user);
+        return it == s_->users.end() ? 0 : it->second.load;
+    }
+
+    /// `id`'s state, or nothing if it is unknown (never submitted, or forgotten).
+    [[nodiscard]] std::optional<execution_state> state_of(std::string_view id) const {
+        const execution* x = find_node(id);
+        return x == nullptr ? std::nullopt : std::optional(x->state);
+    }
+    /// A pending execution's current rank (0 = next), in O(log n); nothing if not pending.
+    [[nodiscard]] std::optional<std::uint64_t> position(std::string_view id) const {
+        const execution* x = find_node(id);
+        if (x == nullptr || x->state != execution_state::pending) {
+            return std::nullopt;
+        }
+        return s_->queue.rank(x->slot);
+    }
+    /// A live execution, or nothing if it is not pending or running.
+    [[nodiscard]] std::optional<execution_info> find(std::string_view id) const {
+        const execution* x = find_node(id);
+        if (x == nullptr || x->state == execution_state::finished) {
+            return std::nullopt;
+        }
+        return info(*x);
+    }
+    /// The running executions, oldest dispatch first (what a new leader's host re-learns).
+    [[nodiscard]] std::vector<execution_info> running() const {
+        std::vector<execution_info> out;
+        out.reserve(s_->running.size());
+        for (const execution& x : s_->running) {
+            out.push_back(info(x));
+        }
+        return out;
+    }
+    /// The pending executions in dispatch order.
+    [[nodiscard]] std::vector<execution_info> pending() const {
+        std::vector<execution_info> out;
+        out.reserve(s_->queue.size());
+        for (const queued& q : s_->queue) {
+            out.push_back(info(*q.node));
+        }
+        return out;
+    }
+
+    /// Same queue: same snapshot bytes (config and sink aside).
+    friend bool operator==(const admission_queue& a, const admission_queue& b) {
+        return a.snapshot() == b.snapshot();
+    }
+
+private:
+    enum class op : std::uint8_t {
+        submit = 1,
+        dispatch = 2,
+        complete = 3,
+        fail = 4,
+        cancel = 5,
+        tick = 6,
+    };
+
+    struct execution;
+
+    /// A user with live executions.
+    struct user_state {
+        std::string name;
+        /// \invariant the user's pending + running executions; > 0 while the entry exists.
+        std::size_t load = 0;
+        /// Round-robin only: per priority, the earliest round its next execution may take
+        /// (one past its last; 0 before its first). Kept while the user is live, so a user
+        /// cannot take two executions of one round by cancelling.
+        std::array<std::uint64_t, admission_priority_count> next_round{};
+    };
+
+    /// A pending execution's place in the queue. Ordered by `major` (priority in the top
+    /// byte, round below), then by submission sequence.
+    struct queued {
+        std::uint64_t major;
+        std::uint64_t seq;
+        execution* node;
+    };
+    struct queued_order {
+        bool operator()(const queued& a, const queued& b) const noexcept {
+            return a.major != b.major ? a.major < b.major : a.seq < b.seq;
+        }
+    };
+    using queue_index = boost::multi_index_container<
+        queued, boost::multi_index::indexed_by<boost::multi_index::ranked_unique<
+                    boost::multi_index::identity<queued>, queued_order>>>;
+    static constexpr unsigned round_bits = 56;
+
+    using age_hook = boost::intrusive::list_member_hook<
+        boost::intrusive::link_mode<boost::intrusive::normal_link>>;
+
+    /// One submitted id, from its decision until it is forgotten. Pooled: nodes are reused.
+    struct execution {
+        std::string id;
+        /// \invariant non-null iff pending or running.
+        user_state* user = nullptr;
+        shared_bytes payload; ///< empty once finished
+        std::uint64_t seq = 0;
+        std::uint64_t round = 0;
+        std::uint64_t submitted_at = 0;
+        std::uint64_t dispatched_at = 0;
+        std::uint64_t finished_at = 0;
+        std::uint64_t position = 0;  ///< the accepted rank (the original decision)
+        std::uint32_t rejection = 0; ///< the rejecting errc, 0 when accepted
+        admission_priority priority = admission_priority::normal;
+        execution_state state = execution_state::pending;
+        admission_event_kind outcome = admission_event_kind::accepted; ///< when finished
+        bool dispatched = false;
+        queue_index::iterator slot{}; ///< valid while pending
+        std::size_t hash = 0;         ///< of `id`, as `id_table` files it
+        /// In `pending_by_age`, `running` or `finished`, by `state`.
+        age_hook by_age;
+    };
+
+    /// The nodes in use by id: open addressing over (hash, node) slots with linear probing,
+    /// so a lookup of an id that is not there reads one contiguous run of slots and touches
+    /// no node (the queue's nodes are spread over memory; chained hashing cost a cache miss
+    /// per node in the chain). Deletion shifts back (no tombstones).
+    class id_table {
+    public:
+        [[nodiscard]] static std::size_t hash_of(std::string_view id) noexcept {
+            return std::hash<std::string_view>{}(id);
+        }
+        [[nodiscard]] execution* find(std::string_view id, std::size_t h) const noexcept {
+            for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
+                const slot& s = slots_[i];
+                if (s.node == nullptr) {
+                    return nullptr;
+                }
+                if (s.hash == h && s.node->id == id) {
+                    return s.node;
+                }
+            }
+        }
+        /// `x` (with `x.hash` set) must not be in the table.
+        void insert(execution& x) {
+            if ((count_ + 1) * 2 > slots_.size()) {
+                grow();
+            }
+            place(slot{x.hash, &x});
+            ++count_;
+        }
+        /// `x` must be in the table.
+        void erase(const execution& x) noexcept {
+            std::size_t i = x.hash & mask_;
+            while (slots_[i].node != &x) {
+                i = (i + 1) & mask_;
+            }
+            // Shift later members of the run back into the hole when their home allows.
+            for (std::size_t j = (i + 1) & mask_; slots_[j].node != nullptr; j = (j + 1) & mask_) {
+                const std::size_t home = slots_[j].hash & mask_;
+                // Movable unless its home lies cyclically in (i, j].
+                const bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+                if (!stays) {
+                    slots_[i] = slots_[j];
+                    i = j;
+                }
+            }
+            slots_[i] = slot{};
+            --count_;
+        }
+        [[nodiscard]] std::size_t size() const noexcept { return count_; }
+
+    private:
+        struct slot {
+            std::size_t hash = 0;
+            execution* node = nullptr;
+        };
+        void place(slot s) noexcept {
+            std::size_t i = s.hash & mask_;
+            while (slots_[i].node != nullptr) {
+                i = (i + 1) & mask_;
+            }
+            slots_[i] = s;
+        }
+        void grow() {
+            std::vector<slot> old(slots_.size() * 2);
+            old.swap(slots_);
+            mask_ = slots_.size() - 1;
+            for (const slot& s : old) {
+                if (s.node != nullptr) {
+                    place(s);
+                }
+            }
+        }
+
+        /// \invariant a power of two, at least twice `count_`: probes end at an empty slot.
+        std::vector<slot> slots_ = std::vector<slot>(64);
+        std::size_t mask_ = 63;
+        std::size_t count_ = 0;
+    };
+
+    using age_list = boost::intrusive::list<
+        execution, boost::intrusive::member_hook<execution, age_hook, &execution::by_age>,
+        boost::intrusive::constant_time_size<true>>;
+
+    struct string_hash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view s) const noexcept {
+            return std::hash<std::string_view>{}(s);
+        }
+    };
+
+    /// The whole replicated state, behind a pointer so that the intrusive structures never
+    /// move (a moved queue moves the pointer).
+    struct state {
+        state() = default;
+        state(const state&) = delete;
+        state& operator=(const state&) = delete;
+        ~state() {
+            // Unhook before the nodes go (normal_link hooks are not checked, but be tidy).
+            pending_by_age.clear();
+            running.clear();
+            finished.clear();
+        }
+
+        /// \invariant the largest `now` of every decoded command; never decreases.
+        std::uint64_t clock = 0;
+        /// \invariant greater than every issued submission sequence.
+        std::uint64_t next_seq = 0;
+        /// Round-robin only: per priority, the round of the last execution dispatched.
+        /// \invariant every pending execution of priority p has `round >= current_round[p]`.
+        std::array<std::uint64_t, admission_priority_count> current_round{};
+        /// Every node ever handed out (stable addresses); `free_nodes` are not in use.
+        std::deque<execution> nodes;
+        std::vector<execution*> free_nodes;
+        /// \invariant exactly the users with load > 0; load counts their pending + running.
+        std::unordered_map<std::string, user_state, string_hash, std::equal_to<>> users;
+        /// \invariant every node in use, once, by id.
+        id_table by_id;
+        /// \invariant exactly the pending executions, in dispatch order; size() is the
+        /// pending count that `max_queue_size` caps.
+        queue_index queue;
+        /// \invariant the pending executions in submission order, which is also
+        /// `submitted_at` order (time never goes backwards): the oldest is at the front.
+        age_list pending_by_age;
+        /// \invariant the running executions in dispatch (= `dispatched_at`) order.
+        age_list running;
+        /// \invariant the finished executions in finishing order, at most
+        /// `max_retained_decisions`: the next to forget is at the front.
+        age_list finished;
+    };
+
+    // ---- encoding helpers
+
+    static void put_header(wire::byte_writer& w, op o, std::uint64_t now) {
+        w.put(command_version);
+        w.put(static_cast<std::uint8_t>(o));
+        w.put(now);
+    }
+    static shared_bytes id_command(op o, std::string_view id, std::uint64_t now) {
+        byte_vector out;
+        out.reserve(2 + 8 + 4 + id.size());
+        wire::byte_writer w(out);
+        put_header(w, o, now);
+        detail::put_string(w, id);
+        return shared_bytes(byte_span(out));
+    }
+    static std::string_view view_string(wire::byte_reader& r) {
+        const byte_span b = r.get_bytes(r.get<std::uint32_t>());
+        return {reinterpret_cast<const char*>(b.data()), b.size()};
+    }
+    static void put_live(wire::byte_writer& w, const execution& x) {
+        detail::put_string(w, x.id);
+        detail::put_string(w, x.user->name);
+        w.put(static_cast<std::uint8_t>(x.priority));
+        w.put(x.round);
+        w.put(x.seq);
+        w.put(x.submitted_at);
+        w.put(x.dispatched_at);
+        w.put(x.position);
+        w.put(static_cast<std::uint32_t>(x.payload.size()));
+        w.put_bytes(x.payload.span());
+    }
+
+    // ---- the operations
+
+    submit_decision submit_impl(std::string_view id, std::string_view user, std::uint8_t priority,
+                                byte_span payload_bytes, shared_bytes payload, std::uint64_t now) {
+        advance(now);
+        submit_decision d = decide(id, user, priority, payload_bytes, std::move(payload));
+        pump();
+        return d;
+    }
+
+    submit_decision decide(std::string_view id, std::string_view user, std::uint8_t priority,
+                           byte_span payload_bytes, shared_bytes payload) {
+        if (id.empty()) {
+            return {make_error_code(errc::missing_field), 0, false};
+        }
+        if (id.size() > max_id_bytes) {
+            return {make_error_code(errc::field_too_large), 0, false};
+        }
+        if (const execution* x = find_node(id)) {
+            return {x->rejection == 0 ? std::error_code{}
+                                      : make_error_code(static_cast<errc>(x->rejection)),
+                    x->position, true};
+        }
+        if (user.empty()) {
+            return {make_error_code(errc::missing_field), 0, false};
+        }
+        if (user.size() > max_user_bytes || payload_bytes.size() > max_payload_bytes) {
+            return {make_error_code(errc::field_too_large), 0, false};
+        }
+        if (priority >= admission_priority_count) {
+            return {make_error_code(errc::invalid_priority), 0, false};
+        }
+        const auto p = static_cast<admission_priority>(priority);
+        state& s = *s_;
+        errc rejection{};
+        auto uit = s.users.find(user);
+        if (s.queue.size() >= cfg_.max_queue_size) {
+            rejection = errc::queue_full;
+        } else if (uit != s.users.end() && uit->second.load >= cfg_.max_per_user) {
+            rejection = errc::user_limit;
+        }
+        execution& x = new_node(id);
+        x.priority = p;
+        if (rejection != errc{}) {
+            x.rejection = static_cast<std::uint32_t>(rejection);
+            x.state = execution_state::finished;
+            x.outcome = admission_event_kind::rejected;
+            x.finished_at = s.clock;
+            s.finished.push_back(x);
+            admission_event ev;
+            ev.kind = admission_event_kind::rejected;
+            ev.execution_id = x.id;
+            ev.user = user;
+            ev.priority = p;
+            ev.reason = make_error_code(rejection);
+            ev.at = s.clock;
+            emit(ev);
+            trim_finished();
+            return {make_error_code(rejection), 0, false};
+        }
+        if (uit == s.users.end()) {
+            uit = s.users.try_emplace(std::string(user)).first;
+            uit->second.name = uit->first;
+        }
+        user_state& u = uit->second;
+        ++u.load;
+        x.user = &u;
+        x.payload = payload.size() == payload_bytes.size() ? std::move(payload)
+                                                           : shared_bytes(payload_bytes);
+        x.seq = s.next_seq++;
+        x.submitted_at = s.clock;
+        if (cfg_.fairness == admission_fairness::round_robin_users) {
+            x.round = std::max(s.current_round[priority], u.next_round[priority]);
+            u.next_round[priority] = x.round + 1;
+        }
+        SYNOD_ASSERT(x.round < (std::uint64_t{1} << round_bits), "round-robin rounds exhausted");
+        x.state = execution_state::pending;
+        enqueue(x);
+        x.position = s.queue.rank(x.slot);
+        admission_event ev;
+        ev.kind = admission_event_kind::accepted;
+        ev.execution_id = x.id;
+        ev.user = u.name;
+        ev.priority = p;
+        ev.position = x.position;
+        ev.at = s.clock;
+        emit(ev);
+        return {{}, x.position, false};
+    }
+
+    std::error_code finish_running(std::string_view id, std::uint64_t now,
+                                   admission_event_kind outcome) {
+        advance(now);
+        std::error_code ec;
+        execution* x = find_node(id);
+        if (x == nullptr) {
+            ec = errc::unknown_execution;
+        } else if (x->state == execution_state::finished) {
+            ec = errc::execution_finished;
+        } else if (x->state == execution_state::pending) {
+            ec = errc::not_running;
+        } else {
+            finish(*x, outcome);
+        }
+        pump();
+        return ec;
+    }
+
+    /// Time moves to `now` (never back), and what is stale by it expires: pending ones
+    /// oldest first, then running ones oldest first.
+    void advance(std::uint64_t now) {
+        state& s = *s_;
+        s.clock = std::max(s.clock, now);
+        const auto timeout = static_cast<std::uint64_t>(cfg_.stale_timeout.count());
+        while (!s.pending_by_age.empty() &&
+               s.clock - s.pending_by_age.front().submitted_at > timeout) {
+            finish(s.pending_by_age.front(), admission_event_kind::expired);
+        }
+        while (!s.running.empty() && s.clock - s.running.front().dispatched_at > timeout) {
+            finish(s.running.front(), admission_event_kind::expired);
+        }
+    }
+
+    [[nodiscard]] bool capacity_free() const noexcept {
+        return s_->running.size() < cfg_.max_running;
+    }
+
+    /// With `auto_dispatch`, dispatches the front while capacity allows.
+    void pump() {
+        if (!cfg_.auto_dispatch) {
+            return;
+        }
+        while (!s_->queue.empty() && capacity_free()) {
+            start(*s_->queue.begin()->node);
+        }
+    }
+
+    void enqueue(execution& x) {
+        state& s = *s_;
+        const std::uint64_t major =
+            (static_cast<std::uint64_t>(x.priority) << round_bits) | x.round;
+        x.slot = s.queue.insert(queued{major, x.seq, &x}).first;
+        s.pending_by_age.push_back(x);
+    }
+
+    /// Pending → running.
+    void start(execution& x) {
+        state& s = *s_;
+        s.queue.erase(x.slot);
+        s.pending_by_age.erase(s.pending_by_age.iterator_to(x));
+        if (cfg_.fairness == admission_fairness::round_robin_users) {
+            s.current_round[static_cast<std::size_t>(x.priority)] = x.round;
+        }
+        x.state = execution_state::running;
+        x.dispatched = true;
+        x.dispatched_at = s.clock;
+        s.running.push_back(x);
+        admission_event ev;
+        ev.kind = admission_event_kind::dispatched;
+        ev.execution_id = x.id;
+        ev.user = x.user->name;
+        ev.priority = x.priority;
+        ev.payload = x.payload.span();
+        ev.at = s.clock;
+        emit(ev);
+    }
+
+    /// Pending or running → finished with `outcome`; the node is kept for duplicates.
+    void finish(execution& x, admission_event_kind outcome) {
+        state& s = *s_;
+        const execution_state from = x.state;
+        if (from == execution_state::pending) {
+            s.queue.erase(x.slot);
+            s.pending_by_age.erase(s.pending_by_age.iterator_to(x));
+        } else {
+            s.running.erase(s.running.iterator_to(x));
+        }
+        admission_event ev;
+        ev.kind = outcome;
+        ev.execution_id = x.id;
+        ev.user = x.user->name;
+        ev.priority = x.priority;
+        ev.from = from;
+        ev.at = s.clock;
+        emit(ev);
+        user_state* u = x.user;
+        x.user = nullptr;
+        if (--u->load == 0) {
+            s.users.erase(s.users.find(std::string_view(u->name)));
+        }
+        x.payload = shared_bytes();
+        x.state = execution_state::finished;
+        x.outcome = outcome;
+        x.finished_at = s.clock;
+        s.finished.push_back(x);
+        trim_finished();
+    }
+
+    /// Forgets the oldest finished executions beyond the retention.
+    void trim_finished() {
+        state& s = *s_;
+        while (s.finished.size() > cfg_.max_retained_decisions) {
+            execution& old = s.finished.front();
+            s.finished.pop_front();
+            s.by_id.erase(old);
+            release_node(old);
+        }
+    }
+
+    void emit(const admission_event& ev) {
+        if (collecting_ != nullptr) {
+            collecting_->push_back(admission_event_record::of(ev));
+        }
+        if (sink_) {
+            sink_(ev);
+        }
+    }
+
+    // ---- node pool and id index
+
+    [[nodiscard]] execution* find_node(std::string_view id) const {
+        return s_->by_id.find(id, id_table::hash_of(id));
+    }
+
+    /// A fresh node for `id`, indexed by it.
+    execution& new_node(std::string_view id) {
+        state& s = *s_;
+        execution* x = nullptr;
+        if (!s.free_nodes.empty()) {
+            x = s.free_nodes.back();
+            s.free_nodes.pop_back();
+        } else {
+            x = &s.nodes.emplace_back();
+        }
+        x->id.assign(id);
+        x->hash = id_table::hash_of(id);
+        s.by_id.insert(*x);
+        return *x;
+    }
+
+    void release_node(execution& x) {
+        // Keep the id's capacity for the next one; reset everything else.
+        std::string id = std::move(x.id);
+        id.clear();
+        x.~execution();
+        ::new (&x) execution();
+        x.id = std::move(id);
+        s_->free_nodes.push_back(&x);
+    }
+
+    [[nodiscard]] static execution_info info(const execution& x) {
+        return {x.id,           x.user->name,    x.priority,      x.state,
+                x.submitted_at, x.dispatched_at, x.payload.span()};
+    }
+
+    // ---- restore
+
+    /// Decodes and checks a snapshot body into `s` (empty). False if anything is wrong.
+    bool load(state& s, byte_span body) const {
+        wire::byte_reader r(body);
+        const auto version = r.get<std::uint8_t>();
+        s.clock = r.get<std::uint64_t>();
+        s.next_seq = r.get<std::uint64_t>();
+        for (auto& round : s.current_round) {
+            round = r.get<std::uint64_t>();
+        }
+        const bool round_robin = cfg_.fairness == admission_fairness::round_robin_users;
+        const auto no_rounds = [](const auto& rounds) {
+            return std::all_of(rounds.begin(), rounds.end(), [](auto v) { return v == 0; });
+        };
+        if (!r.ok() || version != snapshot_version ||
+            (!round_robin && !no_rounds(s.current_round))) {
+            return false;
+        }
+        const auto user_count = detail::get_count(r, 4 + 8 * admission_priority_count);
+        std::string previous;
+        for (std::uint32_t i = 0; i < user_count && r.ok(); ++i) {
+            std::string name = detail::get_string(r);
+            user_state u;
+            for (auto& round : u.next_round) {
+                round = r.get<std::uint64_t>();
+            }
+            if (name.empty() || name.size() > max_user_bytes || (i > 0 && name <= previous) ||
+                (!round_robin && !no_rounds(u.next_round))) {
+                return false;
+            }
+            previous = name;
+            auto [it, fresh] = s.users.try_emplace(name, std::move(u));
+            it->second.name = std::move(name);
+        }
+        constexpr std::size_t min_live_bytes = 4 + 4 + 1 + 6 * 8 + 4;
+        const auto pending_count = detail::get_count(r, min_live_bytes);
+        std::vector<execution*> by_seq;
+        by_seq.reserve(pending_count);
+        for (std::uint32_t i = 0; i < pending_count && r.ok(); ++i) {
+            execution* x = load_live(s, r, execution_state::pending);
+            if (x == nullptr) {
+                return false;
+            }
+            const std::uint64_t major =
+                (static_cast<std::uint64_t>(x->priority) << round_bits) | x->round;
+            // Listed in dispatch order: each must go to the end.
+            const queued q{major, x->seq, x};
+            if (!s.queue.empty() && !queued_order{}(*s.queue.rbegin(), q)) {
+                return false;
+            }
+            x->slot = s.queue.insert(s.queue.end(), q);
+            by_seq.push_back(x);
+        }
+        std::sort(by_seq.begin(), by_seq.end(),
+                  [](const execution* a, const execution* b) { return a->seq < b->seq; });
+        for (execution* x : by_seq) {
+            if (!s.pending_by_age.empty() &&
+                s.pending_by_age.back().submitted_at > x->submitted_at) {
+                return false;
+            }
+            s.pending_by_age.push_back(*x);
+        }
+        const auto running_count = detail::get_count(r, min_live_bytes);
+        for (std::uint32_t i = 0; i < running_count && r.ok(); ++i) {
+            execution* x = load_live(s, r, execution_state::running);
+            if (x == nullptr ||
+                (!s.running.empty() && s.running.back().dispatched_at > x->dispatched_at)) {
+                return false;
+            }
+            s.running.push_back(*x);
+        }
+        const auto finished_count = detail::get_count(r, 4 + 4 + 8 + 1 + 1 + 8);
+        for (std::uint32_t i = 0; i < finished_count && r.ok(); ++i) {
+            const std::string id = detail::get_string(r);
+            const auto rejection = r.get<std::uint32_t>();
+            const auto position = r.get<std::uint64_t>();
+            const auto outcome = r.get<std::uint8_t>();
+            const auto dispatched = r.get<std::uint8_t>();
+            const auto finished_at = r.get<std::uint64_t>();
+            if (!r.ok()) {
+                return false;
+            }
+            const bool rejected =
+                outcome == static_cast<std::uint8_t>(admission_event_kind::rejected);
+            const bool valid_outcome =
+                rejected
+                    ? ((rejection == static_cast<std::uint32_t>(errc::queue_full) ||
+                        rejection == static_cast<std::uint32_t>(errc::user_limit)) &&
+                       dispatched == 0 && position == 0)
+                    : (rejection == 0 &&
+                       outcome >= static_cast<std::uint8_t>(admission_event_kind::completed) &&
+                       outcome <= static_cast<std::uint8_t>(admission_event_kind::expired) &&
+                       dispatched <= 1 &&
+                       // completing or failing needs a dispatch first
+                       (dispatched == 1 ||
+                        outcome == static_cast<std::uint8_t>(admission_event_kind::cancelled) ||
+                        outcome == static_cast<std::uint8_t>(admission_event_kind::expired)));
+            if (!valid_outcome || !valid_id(id) || finished_at > s.clock ||
+                (!s.finished.empty() && s.finished.back().finished_at > finished_at) ||
+                index_lookup(s, id) != nullptr) {
+                return false;
+            }
+            execution& x = pooled(s, id);
+            x.rejection = rejection;
+            x.position = position;
+            x.outcome = static_cast<admission_event_kind>(outcome);
+            x.dispatched = dispatched == 1;
+            x.finished_at = finished_at;
+            x.state = execution_state::finished;
+            s.finished.push_back(x);
+        }
+        if (!r.ok() || r.remaining() != 0) {
+            return false;
+        }
+        // Every listed user is live, and its load is what the lists say.
+        for (const auto& [name, u] : s.users) {
+            if (u.load == 0) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /// Reads one pending or running execution into a node of `s`; null if it is invalid.
+    execution* load_live(state& s, wire::byte_reader& r, execution_state st) const {
+        const std::string id = detail::get_string(r);
+        const std::string user = detail::get_string(r);
+        const auto priority = r.get<std::uint8_t>();
+        const auto round = r.get<std::uint64_t>();
+        const auto seq = r.get<std::uint64_t>();
+        const auto submitted_at = r.get<std::uint64_t>();
+        const auto dispatched_at = r.get<std::uint64_t>();
+        const auto position = r.get<std::uint64_t>();
+        const byte_span payload = r.get_bytes(r.get<std::uint32_t>());
+        if (!r.ok() || !valid_id(id) || priority >= admission_priority_count ||
+            round >= (std::uint64_t{1} << round_bits) || seq >= s.next_seq ||
+            submitted_at > s.clock || payload.size() > max_payload_bytes ||
+            (cfg_.fairness == admission_fairness::strict_fifo && round != 0) ||
+            (st == execution_state::pending &&
+             (dispatched_at != 0 || round < s.current_round[priority])) ||
+            (st == execution_state::running &&
+             (dispatched_at < submitted_at || dispatched_at > s.clock)) ||
+            index_lookup(s, id) != nullptr) {
+            return nullptr;
+        }
+        const auto uit = s.users.find(std::string_view(user));
+        if (uit == s.users.end()) {
+            return nullptr;
+        }
+        execution& x = pooled(s, id);
+        x.user = &uit->second;
+        ++uit->second.load;
+        x.payload = shared_bytes(payload);
+        x.priority = static_cast<admission_priority>(priority);
+        x.round = round;
+        x.seq = seq;
+        x.submitted_at = submitted_at;
+        x.dispatched_at = dispatched_at;
+        x.position = position;
+        x.state = st;
+        x.dispatched = st == execution_state::running;
+        return &x;
+    }
+
+    [[nodiscard]] static bool valid_id(std::string_view id) noexcept {
+        return !id.empty() && id.size() <= max_id_bytes;
+    }
+    [[nodiscard]] static const execution* index_lookup(const state& s, std::string_view id) {
+        return s.by_id.find(id, id_table::hash_of(id));
+    }
+    static execution& pooled(state& s, std::string_view id) {
+        execution& x = s.nodes.emplace_back();
+        x.id.assign(id);
+        x.hash = id_table::hash_of(id);
+        s.by_id.insert(x);
+        return x;
+    }
+
+    admission_config cfg_;
+    /// \invariant never null (but in a moved-from queue, which may only be assigned or
+    /// destroyed).
+    std::unique_ptr<state> s_;
+    event_sink sink_;
+    /// Set during `apply`: where its events are recorded.
+    std::vector<admission_event_record>* collecting_ = nullptr;
+};
+
+static_assert(state_machine<admission_queue>);
+
+} // namespace synod::machines
