@@ -16,6 +16,8 @@
 
 #include "tcp_node.hpp"
 
+#include <synod/net/tls_transport.hpp>
+
 #include <synod/sim/kv_machine.hpp>
 #include <synod/storage/file_log.hpp>
 #include <synod/storage/memory_log.hpp>
@@ -57,6 +59,7 @@ struct options {
     std::string data_dir;
     int election_ms = 300;
     std::uint64_t snapshot_after = 100000;
+    net::tls_files tls;
 };
 
 [[noreturn]] void usage(const std::string& why) {
@@ -64,7 +67,8 @@ struct options {
               << "usage: synod_node --id N --listen HOST:PORT --client HOST:PORT\n"
                  "                  [--peer ID=HOST:PORT]... [--cluster N]\n"
                  "                  [--log memory|file --data DIR] [--election-ms N]\n"
-                 "                  [--snapshot-after N]\n";
+                 "                  [--snapshot-after N]\n"
+                 "                  [--tls-ca FILE --tls-cert FILE --tls-key FILE]\n";
     std::exit(2);
 }
 
@@ -120,6 +124,12 @@ options parse(int argc, char** argv) {
             o.election_ms = static_cast<int>(number(value, "election-ms"));
         } else if (flag == "--snapshot-after") {
             o.snapshot_after = number(value, "snapshot-after");
+        } else if (flag == "--tls-ca") {
+            o.tls.ca_file = value;
+        } else if (flag == "--tls-cert") {
+            o.tls.certificate_file = value;
+        } else if (flag == "--tls-key") {
+            o.tls.private_key_file = value;
         } else {
             usage("unknown flag " + std::string(flag));
         }
@@ -132,6 +142,11 @@ options parse(int argc, char** argv) {
     }
     if (o.log_kind == "file" && o.data_dir.empty()) {
         usage("--log file needs --data DIR");
+    }
+    const int tls_files =
+        !o.tls.ca_file.empty() + !o.tls.certificate_file.empty() + !o.tls.private_key_file.empty();
+    if (tls_files != 0 && tls_files != 3) {
+        usage("TLS needs all of --tls-ca, --tls-cert and --tls-key");
     }
     if (o.election_ms < 20) {
         usage("--election-ms is at least 20");
@@ -149,12 +164,13 @@ std::string error_text(std::error_code ec, node_id leader) {
     return out.str();
 }
 
-template <class Log>
+template <class Log, class Security>
 class server {
 public:
-    using node_type = typename examples::tcp_node<sim::kv_machine, Log>::node_type;
+    using tcp_node = examples::tcp_node<sim::kv_machine, Log, Security>;
+    using node_type = typename tcp_node::node_type;
 
-    server(boost::asio::io_context& io, const options& o, Log& log)
+    server(boost::asio::io_context& io, const options& o, Log& log, Security security)
         : clients_(io) {
         raft::config cfg;
         cfg.id = o.id;
@@ -186,8 +202,8 @@ public:
                 std::cerr << "transport: peer " << e.peer.value() << ": " << e.what << "\n";
             }
         };
-        node_ = std::make_unique<examples::tcp_node<sim::kv_machine, Log>>(
-            io.get_executor(), std::move(cfg), std::move(tcfg), log, machine_);
+        node_ = std::make_unique<tcp_node>(io.get_executor(), std::move(cfg), std::move(tcfg), log,
+                                           machine_, std::move(security));
         const tcp::endpoint ep(boost::asio::ip::make_address(o.client_host), o.client_port);
         clients_.open(ep.protocol());
         clients_.set_option(tcp::acceptor::reuse_address(true));
@@ -311,13 +327,13 @@ private:
 
     tcp::acceptor clients_;
     sim::kv_machine machine_;
-    std::unique_ptr<examples::tcp_node<sim::kv_machine, Log>> node_;
+    std::unique_ptr<tcp_node> node_;
     std::set<session_ptr> sessions_;
 };
 
-template <class Log>
-int run(boost::asio::io_context& io, const options& o, Log& log) {
-    server<Log> s(io, o, log);
+template <class Log, class Security>
+int serve(boost::asio::io_context& io, const options& o, Log& log, Security security) {
+    server<Log, Security> s(io, o, log, std::move(security));
     if (auto ec = s.start()) {
         std::cerr << "synod_node: cannot start: " << ec.message() << "\n";
         return 1;
@@ -333,6 +349,20 @@ int run(boost::asio::io_context& io, const options& o, Log& log) {
     });
     io.run();
     return 0;
+}
+
+/// Plain TCP, or mutual TLS when the certificate files are given.
+template <class Log>
+int run(boost::asio::io_context& io, const options& o, Log& log) {
+    if (o.tls.ca_file.empty()) {
+        return serve(io, o, log, net::plain_tcp{});
+    }
+    auto tls = net::mutual_tls::from_files(o.tls);
+    if (!tls) {
+        std::cerr << "synod_node: cannot load TLS files: " << tls.error().message() << "\n";
+        return 1;
+    }
+    return serve(io, o, log, std::move(tls).value());
 }
 
 } // namespace

@@ -15,17 +15,19 @@
 
 namespace synod::examples {
 
-template <state_machine Machine, log_store Log>
+template <state_machine Machine, log_store Log, class Security = net::plain_tcp>
 class tcp_node {
 public:
+    using transport_type = net::basic_tcp_transport<Security>;
     using node_type =
-        raft::node<Log, net::tcp_transport, net::steady_clock, net::asio_scheduler, Machine>;
+        raft::node<Log, transport_type, net::steady_clock, net::asio_scheduler, Machine>;
 
     /// Call on the executor's thread (or before it runs).
     tcp_node(const boost::asio::any_io_executor& executor, raft::config cfg,
-             net::transport_config transport, Log& log, Machine& machine)
+             net::transport_config transport, Log& log, Machine& machine,
+             Security security = Security{})
         : scheduler_(executor)
-        , transport_(executor, std::move(transport))
+        , transport_(executor, std::move(transport), std::move(security))
         , node_(std::move(cfg), log, transport_, clock_, scheduler_, machine) {
         transport_.on_receive([this](message m) { node_.receive(std::move(m)); });
     }
@@ -39,14 +41,14 @@ public:
     }
 
     node_type& node() noexcept { return node_; }
-    net::tcp_transport& transport() noexcept { return transport_; }
+    transport_type& transport() noexcept { return transport_; }
 
 private:
     // Destroyed in reverse: the node first (it cancels its timers), then the transport, then
     // the scheduler, after which nothing posted runs.
     net::steady_clock clock_;
     net::asio_scheduler scheduler_;
-    net::tcp_transport transport_;
+    transport_type transport_;
     node_type node_;
 };
 
