@@ -23,6 +23,7 @@
 #include <atomic>
 #include <charconv>
 #include <chrono>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -32,7 +33,6 @@
 #include <future>
 #include <iostream>
 #include <memory>
-#include <condition_variable>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -293,10 +293,14 @@ int run_node(const options& o, boost::asio::io_context& io, Log& log) {
     }
     boost::asio::signal_set signals(io, SIGTERM, SIGINT);
     signals.async_wait([&](boost::system::error_code ec, int) {
-        if (!ec) {
-            n.reset();
-            io.stop();
+        if (ec) {
+            return;
         }
+        if (leader) {
+            std::_Exit(1); // interrupted mid-measurement: nothing worth reporting or cleaning
+        }
+        n.reset();
+        io.stop();
     });
     if (!leader) {
         io.run();
@@ -304,10 +308,17 @@ int run_node(const options& o, boost::asio::io_context& io, Log& log) {
     }
     // Campaign once both followers are connected, then wait for the term's entry to commit.
     boost::asio::steady_timer poll(io);
+    const auto give_up = clock_type::now() + std::chrono::seconds(30);
+    bool ready = false;
     std::function<void()> check = [&] {
         auto& node = n->node();
         const auto st = node.status();
         if (st.role == raft::role::leader && st.commit_index == st.last_index) {
+            ready = true;
+            return io.stop();
+        }
+        if (clock_type::now() > give_up) {
+            std::cerr << "node 1: no leadership within 30 s (are the followers up?)\n";
             return io.stop();
         }
         if (st.role == raft::role::follower && n->transport().connected(node_id{2}) &&
@@ -323,6 +334,9 @@ int run_node(const options& o, boost::asio::io_context& io, Log& log) {
     };
     check();
     io.run();
+    if (!ready) {
+        return 1;
+    }
     io.restart();
     auto guard = boost::asio::make_work_guard(io);
     std::thread io_thread([&] { io.run(); });
@@ -330,6 +344,7 @@ int run_node(const options& o, boost::asio::io_context& io, Log& log) {
     clients.run();
     std::promise<void> stopped;
     boost::asio::post(io, [&] {
+        n->stop();
         n.reset();
         stopped.set_value();
     });

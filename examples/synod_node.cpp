@@ -334,11 +334,12 @@ private:
 template <class Log, class Security>
 int serve(boost::asio::io_context& io, const options& o, Log& log, Security security) {
     server<Log, Security> s(io, o, log, std::move(security));
+    // Before start: a script may send SIGTERM as soon as "listening" is printed.
+    boost::asio::signal_set signals(io, SIGTERM, SIGINT);
     if (auto ec = s.start()) {
         std::cerr << "synod_node: cannot start: " << ec.message() << "\n";
         return 1;
     }
-    boost::asio::signal_set signals(io, SIGTERM, SIGINT);
     signals.async_wait([&](boost::system::error_code ec, int) {
         if (ec) {
             return;
@@ -357,7 +358,9 @@ int run(boost::asio::io_context& io, const options& o, Log& log) {
     if (o.tls.ca_file.empty()) {
         return serve(io, o, log, net::plain_tcp{});
     }
-    auto tls = net::mutual_tls::from_files(o.tls);
+    // A peer's certificate must name the node id it claims: common name "node<ID>".
+    auto tls = net::mutual_tls::from_files(
+        o.tls, [](node_id id) { return "node" + std::to_string(id.value()); });
     if (!tls) {
         std::cerr << "synod_node: cannot load TLS files: " << tls.error().message() << "\n";
         return 1;

@@ -10,6 +10,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 
+#include <optional>
 #include <system_error>
 #include <utility>
 
@@ -28,19 +29,30 @@ public:
              Security security = Security{})
         : scheduler_(executor)
         , transport_(executor, std::move(transport), std::move(security))
-        , node_(std::move(cfg), log, transport_, clock_, scheduler_, machine) {
-        transport_.on_receive([this](message m) { node_.receive(std::move(m)); });
+        , node_(std::in_place, std::move(cfg), log, transport_, clock_, scheduler_, machine) {
+        transport_.on_receive([this](message m) {
+            if (node_) {
+                node_->receive(std::move(m));
+            }
+        });
     }
+
+    /// Destroys the node but keeps the scheduler: the node's pending proposals and reads are
+    /// then completed (`outcome_unknown`, `shutting_down`) by posts the host delivers by
+    /// running the executor a little longer. Destroying the tcp_node without `stop` discards
+    /// those completions unrun.
+    void stop() { node_.reset(); }
 
     /// Binds the listening port, then recovers the log and starts the node.
     std::error_code start() {
         if (auto ec = transport_.start()) {
             return ec;
         }
-        return node_.start();
+        return node_->start();
     }
 
-    node_type& node() noexcept { return node_; }
+    /// \warning not after `stop()`.
+    node_type& node() noexcept { return *node_; }
     transport_type& transport() noexcept { return transport_; }
 
 private:
@@ -49,7 +61,7 @@ private:
     net::steady_clock clock_;
     net::asio_scheduler scheduler_;
     transport_type transport_;
-    node_type node_;
+    std::optional<node_type> node_;
 };
 
 } // namespace synod::examples

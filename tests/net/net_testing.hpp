@@ -19,6 +19,9 @@
 #include <functional>
 #include <vector>
 
+#include <sys/socket.h>
+#include <sys/time.h>
+
 namespace synod::test {
 
 /// Runs `io` until `done()` holds or `limit` passes; returns `done()`.
@@ -46,6 +49,9 @@ public:
     explicit raw_client(std::uint16_t port)
         : socket_(io_) {
         socket_.connect({boost::asio::ip::make_address("127.0.0.1"), port});
+        // A test waiting for an answer that never comes fails instead of hanging.
+        const timeval limit{10, 0};
+        (void)::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
     }
 
     void write(byte_span bytes) {

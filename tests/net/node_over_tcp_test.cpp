@@ -48,6 +48,7 @@ TEST_CASE("node over TCP: three nodes elect a leader (§5.2) and commit entries 
     boost::asio::io_context io(1);
     auto guard = boost::asio::make_work_guard(io);
     std::vector<std::unique_ptr<member>> members;
+    members.reserve(3);
     for (int i = 0; i < 3; ++i) {
         members.push_back(std::make_unique<member>());
     }
@@ -62,6 +63,7 @@ TEST_CASE("node over TCP: three nodes elect a leader (§5.2) and commit entries 
         cfg.id = node_id{i + 1};
         cfg.initial_membership = membership({node_id{1}, node_id{2}, node_id{3}});
         cfg.random_seed = i;
+        cfg.forward_proposals = true; // a leader change mid-test must not fail proposals
         net::transport_config t;
         t.cluster_id = 5;
         t.self = cfg.id;
@@ -76,6 +78,25 @@ TEST_CASE("node over TCP: three nodes elect a leader (§5.2) and commit entries 
         REQUIRE_FALSE(members[i]->node->start());
     }
     std::thread runner([&] { io.run(); });
+    // However the test ends (a failed REQUIRE throws), the nodes go and the thread joins.
+    struct stop_on_exit {
+        boost::asio::io_context& io;
+        std::vector<std::unique_ptr<member>>& members;
+        std::thread& runner;
+        decltype(boost::asio::make_work_guard(io))& guard;
+        ~stop_on_exit() {
+            if (!runner.joinable()) {
+                return;
+            }
+            boost::asio::post(io, [this] {
+                for (auto& m : members) {
+                    m->node.reset();
+                }
+            });
+            guard.reset();
+            runner.join();
+        }
+    } cleanup{io, members, runner, guard};
 
     std::optional<std::size_t> leader;
     const auto deadline = std::chrono::steady_clock::now() + 10s;
@@ -129,12 +150,5 @@ TEST_CASE("node over TCP: three nodes elect a leader (§5.2) and commit entries 
         io, [&] { return members[*leader]->node->transport().counters().messages_sent; });
     CHECK(sent > 0);
 
-    on_context(io, [&] {
-        for (auto& m : members) {
-            m->node.reset();
-        }
-        return true;
-    });
-    guard.reset();
-    runner.join(); // returns: nothing is left pending once the nodes are gone
+    // ~stop_on_exit: io_context::run returns, nothing is left pending once the nodes are gone.
 }

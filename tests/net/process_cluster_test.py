@@ -78,7 +78,7 @@ class Node:
         args = [self.binary, "--id", str(self.id), "--cluster", str(CLUSTER),
                 "--listen", f"127.0.0.1:{self.peer_ports[self.id]}",
                 "--client", f"127.0.0.1:{self.client_port}",
-                "--log", "file", "--data", self.data, "--election-ms", "150",
+                "--log", "file", "--data", self.data, "--election-ms", "300",
                 "--snapshot-after", "150"]
         for other, port in self.peer_ports.items():
             if other != self.id:
@@ -126,16 +126,31 @@ class Node:
 
 
 def wait_for_leader(nodes, timeout=15.0):
+    """The node that leads the newest term (a deposed leader may not know it yet)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
+        leaders = []
         for n in nodes:
             try:
-                if n.status()["role"] == "leader":
-                    return n
+                st = n.status()
             except OSError:
-                pass
+                continue
+            if st["role"] == "leader":
+                leaders.append((int(st["term"]), n))
+        if leaders:
+            return max(leaders, key=lambda t: t[0])[1]
         time.sleep(0.05)
     raise AssertionError("no leader elected within %.0f s" % timeout)
+
+
+def read(node, key, timeout=10.0):
+    """A linearizable get, retried while the group has no leader to confirm it."""
+    deadline = time.time() + timeout
+    while True:
+        answer = node.request(f"get {key}")
+        if not answer.startswith("err ") or time.time() > deadline:
+            return answer
+        time.sleep(0.05)
 
 
 def write(nodes, key, value, acked, timeout=10.0):
@@ -235,7 +250,7 @@ def main():
 
         for n in nodes:
             for key, value in acked.items():
-                answer = n.request(f"get {key}")
+                answer = read(n, key)
                 assert answer == f"value {value}", f"node {n.id}: get {key} -> {answer!r}"
         print(f"all {len(acked)} acknowledged writes read back from every node")
     finally:

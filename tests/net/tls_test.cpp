@@ -150,12 +150,13 @@ TEST_CASE("tls: a client without a certificate, or without TLS, cannot connect")
 
     SUBCASE("TLS without a client certificate") {
         bool handshake_failed = false;
+        const std::uint16_t port = t2.local_port();
         std::thread client([&] {
             boost::asio::io_context cio;
             boost::asio::ssl::context ctx(boost::asio::ssl::context::tls_client);
             ctx.load_verify_file(certs.path("ca.crt"));
             boost::asio::ssl::stream<boost::asio::ip::tcp::socket> s(cio, ctx);
-            s.next_layer().connect({boost::asio::ip::make_address("127.0.0.1"), t2.local_port()});
+            s.next_layer().connect({boost::asio::ip::make_address("127.0.0.1"), port});
             boost::system::error_code ec;
             s.handshake(boost::asio::ssl::stream_base::client, ec);
             if (!ec) {
@@ -190,4 +191,35 @@ TEST_CASE("tls: missing or mismatched files are reported by from_files") {
     CHECK_FALSE(net::mutual_tls::from_files(
         {certs.path("ca.crt"), certs.path("node1.crt"), certs.path("node2.key")}));
     CHECK(net::mutual_tls::from_files(certs.member("node1")));
+}
+
+TEST_CASE("tls: with an identity rule, a member cannot claim another member's id") {
+    certificates certs;
+    boost::asio::io_context io;
+    auto names = [](node_id id) { return "node" + std::to_string(id.value()); };
+    auto sec2 = net::mutual_tls::from_files(certs.member("node2"), names);
+    // Node 1's process holding node 2's (valid, CA-signed) certificate.
+    auto impostor = net::mutual_tls::from_files(certs.member("node2"), names);
+    auto honest = net::mutual_tls::from_files(certs.member("node1"), names);
+    REQUIRE(sec2);
+    REQUIRE(impostor);
+    REQUIRE(honest);
+    tls_tcp_transport t2(io.get_executor(), config(node_id{2}, node_id{1}, 1), *sec2);
+    REQUIRE_FALSE(t2.start());
+    std::vector<message> at2;
+    t2.on_receive([&](message m) { at2.push_back(std::move(m)); });
+    {
+        tls_tcp_transport t1(io.get_executor(), config(node_id{1}, node_id{2}, t2.local_port()),
+                             *impostor);
+        REQUIRE_FALSE(t1.start());
+        t1.send(node_id{2}, ping(node_id{1}, node_id{2}));
+        REQUIRE(run_until(
+            io, [&] { return t2.counters().closed_for(close_reason::wrong_identity) >= 1; }));
+        CHECK(at2.empty());
+    }
+    tls_tcp_transport t1(io.get_executor(), config(node_id{1}, node_id{2}, t2.local_port()),
+                         *honest);
+    REQUIRE_FALSE(t1.start());
+    t1.send(node_id{2}, ping(node_id{1}, node_id{2}));
+    REQUIRE(run_until(io, [&] { return at2.size() == 1; }));
 }

@@ -47,15 +47,18 @@ enum class close_reason : std::uint8_t {
     handshake_timeout, ///< no complete handshake within `handshake_timeout`
     rejected_by_peer,  ///< the peer refused this node's hello
     tls_failure,       ///< the TLS handshake failed (no or untrusted certificate)
+    wrong_identity,    ///< the peer's certificate does not name the node id it claims
     bad_frame,         ///< a frame failed its checks (size, version, type, CRC, body)
     spoofed_sender,    ///< a frame's sender or recipient is not the connection's
     peer_closed,       ///< the other side closed the connection
     io_error,          ///< a socket error
     replaced,          ///< a newer connection from the same peer took over
     shutdown,          ///< this transport is being destroyed
+    crowded_out,       ///< the oldest connection still in its handshake, closed at the limit
+    removed,           ///< the peer was removed from the transport
 };
 
-inline constexpr std::size_t close_reason_count = 18;
+inline constexpr std::size_t close_reason_count = 21;
 
 [[nodiscard]] constexpr std::string_view to_string(close_reason r) noexcept {
     switch (r) {
@@ -95,6 +98,12 @@ inline constexpr std::size_t close_reason_count = 18;
         return "replaced by a newer connection";
     case close_reason::shutdown:
         return "transport shut down";
+    case close_reason::crowded_out:
+        return "too many connections in their handshake: oldest closed";
+    case close_reason::removed:
+        return "peer removed";
+    case close_reason::wrong_identity:
+        return "certificate does not name the claimed node";
     }
     return "?";
 }

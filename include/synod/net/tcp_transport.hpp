@@ -62,6 +62,12 @@
 #include <utility>
 #include <vector>
 
+#if defined(__linux__)
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#endif
+
 namespace synod::net {
 
 struct peer_address {
@@ -103,11 +109,15 @@ struct transport_config {
     std::chrono::milliseconds reconnect_max{1000};
     /// A connection must finish connecting and its handshakes (TLS and synod's) within this.
     std::chrono::milliseconds handshake_timeout{2000};
-    /// Inbound connections still in their handshake; more are closed at once.
+    /// Inbound connections still in their handshake; beyond this the oldest is closed.
     std::size_t max_pending_handshakes = 64;
+    /// A peer that stops acknowledging (its host vanished without closing the connection) is
+    /// noticed within about this long: TCP keepalive probes on idle connections and a bound
+    /// on unacknowledged data (Linux), after which the connection closes and is redialed.
+    std::chrono::milliseconds dead_peer_timeout{5000};
     std::uint64_t random_seed = 0;
-    /// Connection events: established, closed (with the reason), queue overflow. Called on
-    /// the executor.
+    /// Connection events: established, closed (with the reason), failed connects, the start
+    /// of each overflow episode of a send queue. Called on the executor.
     transport_log log{};
 
     /// `invalid_argument` when: `cluster_id` is 0, `self` is `no_node`, a peer is `self` or
@@ -128,8 +138,9 @@ struct transport_config {
         }
         if (cluster_id == 0 || self == no_node || max_frame_size < wire::frame_header_size ||
             max_queued_messages == 0 || max_queued_bytes == 0 || max_write_bytes == 0 ||
-            max_pending_handshakes == 0 || reconnect_min.count() <= 0 ||
-            reconnect_max < reconnect_min || handshake_timeout.count() <= 0) {
+            max_pending_handshakes == 0 || dead_peer_timeout.count() <= 0 ||
+            reconnect_min.count() <= 0 || reconnect_max < reconnect_min ||
+            handshake_timeout.count() <= 0) {
             return errc::invalid_argument;
         }
         return {};
@@ -144,13 +155,12 @@ struct transport_counters {
     std::uint64_t bytes_received = 0;
     std::uint64_t writes = 0;           ///< gathered writes (messages_sent / writes = coalescing)
     std::uint64_t dropped_overflow = 0; ///< oldest messages dropped from a full queue
-    std::uint64_t dropped_unknown_peer = 0; ///< sent to an id that is not a peer
+    std::uint64_t dropped_unknown_peer = 0; ///< sent to an id that is not (or no longer) a peer
     std::uint64_t dropped_too_large = 0;    ///< a frame over `max_frame_size`, never sent
     std::uint64_t dropped_in_flight = 0;    ///< lost in a write when its connection closed
     std::uint64_t connections_established = 0;
     std::uint64_t dial_attempts = 0;
-    /// Inbound connections closed at once because `max_pending_handshakes` were pending.
-    std::uint64_t refused_pending_limit = 0;
+    std::uint64_t dropped_shut_down = 0; ///< sent after the transport was shut down
     /// Connections closed, by `close_reason`.
     std::array<std::uint64_t, close_reason_count> closed{};
 
@@ -173,32 +183,68 @@ struct plain_tcp {
             h(boost::system::error_code{});
         });
     }
+
+    /// Whether the other side may be `claimed`. Plain TCP cannot tell: anyone who reaches the
+    /// port and knows the cluster id can claim any id. Use TLS where that matters.
+    [[nodiscard]] bool verify_identity(stream_type&, node_id /*claimed*/) const { return true; }
 };
 
 namespace transport_detail {
+
+/// Byte storage for a connection's reads: grows without zero-filling (a 64 MiB frame must not
+/// cost a 64 MiB memset) and keeps the unparsed bytes when it is resized.
+class read_buffer {
+public:
+    [[nodiscard]] std::byte* data() noexcept { return bytes_.get(); }
+    [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
+
+    /// Reallocates to exactly `capacity`, keeping the first `keep` bytes.
+    void reallocate(std::size_t capacity, std::size_t keep) {
+        auto fresh = std::make_unique_for_overwrite<std::byte[]>(capacity);
+        if (keep != 0) {
+            std::memcpy(fresh.get(), bytes_.get(), keep);
+        }
+        bytes_ = std::move(fresh);
+        capacity_ = capacity;
+    }
+
+private:
+    std::unique_ptr<std::byte[]> bytes_;
+    std::size_t capacity_ = 0;
+};
 
 template <class Security>
 class state : public std::enable_shared_from_this<state<Security>> {
     using tcp = boost::asio::ip::tcp;
     using stream_type = typename Security::stream_type;
     using error_code = boost::system::error_code;
+    using clock = std::chrono::steady_clock;
 
     struct connection {
-        connection(stream_type s, const boost::asio::any_io_executor& ex, bool in)
+        connection(stream_type s, const boost::asio::any_io_executor& ex, bool in,
+                   std::uint64_t seq)
             : stream(std::move(s))
             , deadline(ex)
-            , inbound(in) {}
+            , inbound(in)
+            , sequence(seq) {}
         stream_type stream;
         boost::asio::steady_timer deadline;
         const bool inbound;
+        /// Order of creation: the oldest pending inbound connection is the one crowded out.
+        const std::uint64_t sequence;
         /// Set once the handshake names the peer (at once for a dialed connection).
         node_id peer;
         bool open = true;
         bool established = false;
+        clock::time_point established_at{};
         handshake_bytes handshake_buffer{};
-        byte_vector read_buffer;
-        /// \invariant bytes [0, read_length) of read_buffer are received, not yet parsed.
+        transport_detail::read_buffer buffer;
+        /// \invariant bytes [0, read_length) of `buffer` are received and not yet parsed;
+        /// they are less than one frame.
         std::size_t read_length = 0;
+        /// Size of the frame whose header has been read and whose body has not (0: none).
+        /// \invariant `buffer.capacity() >= pending_frame`.
+        std::size_t pending_frame = 0;
         /// Frames handed to the current gathered write; empty when no write is in flight.
         std::vector<byte_vector> in_flight;
         bool writing = false;
@@ -218,8 +264,9 @@ class state : public std::enable_shared_from_this<state<Security>> {
         std::deque<byte_vector> queue;
         /// \invariant the sum of the sizes of `queue`'s frames.
         std::size_t queued_bytes = 0;
+        /// Dropping for overflow since the queue was last empty (logged once per episode).
+        bool overflowing = false;
         bool write_posted = false;
-        bool dialing = false;
         std::chrono::milliseconds backoff{0};
         boost::asio::steady_timer retry_timer;
     };
@@ -236,8 +283,7 @@ public:
         , resolver_(executor_)
         , rng_(cfg_.random_seed ^ (cfg_.self.value() * 0x9e3779b97f4a7c15ULL)) {
         for (const peer_address& p : cfg_.peers) {
-            peers_.emplace(std::piecewise_construct, std::forward_as_tuple(p.id),
-                           std::forward_as_tuple(p, executor_, cfg_.self < p.id));
+            insert_peer(p);
         }
     }
 
@@ -279,6 +325,39 @@ public:
         return {};
     }
 
+    std::error_code add_peer(const peer_address& address) {
+        if (closed_ || address.id == no_node || address.id == cfg_.self || address.port == 0 ||
+            address.host.empty() || peers_.count(address.id) != 0) {
+            return errc::invalid_argument;
+        }
+        peer_state& p = insert_peer(address);
+        if (started_ && p.we_dial) {
+            dial(p);
+        }
+        return {};
+    }
+
+    std::error_code remove_peer(node_id id) {
+        auto it = peers_.find(id);
+        if (closed_ || it == peers_.end()) {
+            return errc::unknown_node;
+        }
+        peer_state& p = it->second;
+        p.retry_timer.cancel();
+        for (byte_vector& f : p.queue) {
+            recycle(std::move(f));
+        }
+        const connection_ptr c = p.conn;
+        peers_.erase(it);
+        // Handlers still in flight for this peer look it up by id and find nothing.
+        for (const connection_ptr& o : std::vector<connection_ptr>(open_.begin(), open_.end())) {
+            if (o->peer == id) {
+                close(o, close_reason::removed);
+            }
+        }
+        return {};
+    }
+
     void set_receiver(receiver r) { receiver_ = std::move(r); }
 
     [[nodiscard]] std::uint16_t local_port() const {
@@ -300,12 +379,15 @@ public:
     }
 
     void send(node_id to, const message& m) {
-        auto it = peers_.find(to);
-        if (it == peers_.end() || closed_) {
+        if (closed_) {
+            ++counters_.dropped_shut_down;
+            return;
+        }
+        peer_state* p = find_peer(to);
+        if (p == nullptr) {
             ++counters_.dropped_unknown_peer;
             return;
         }
-        peer_state& p = it->second;
         byte_vector frame = take_buffer();
         wire::encode_frame(m, frame);
         if (frame.size() > cfg_.max_frame_size) {
@@ -313,43 +395,44 @@ public:
             log(true, "message larger than max_frame_size dropped", to, frame.size());
             return recycle(std::move(frame));
         }
-        p.queued_bytes += frame.size();
-        p.queue.push_back(std::move(frame));
+        p->queued_bytes += frame.size();
+        p->queue.push_back(std::move(frame));
         std::uint64_t dropped = 0;
-        while (p.queue.size() > 1 && (p.queue.size() > cfg_.max_queued_messages ||
-                                      p.queued_bytes > cfg_.max_queued_bytes)) {
-            p.queued_bytes -= p.queue.front().size();
-            recycle(std::move(p.queue.front()));
-            p.queue.pop_front();
+        while (p->queue.size() > 1 && (p->queue.size() > cfg_.max_queued_messages ||
+                                       p->queued_bytes > cfg_.max_queued_bytes)) {
+            p->queued_bytes -= p->queue.front().size();
+            recycle(std::move(p->queue.front()));
+            p->queue.pop_front();
             ++dropped;
         }
         if (dropped != 0) {
-            if (counters_.dropped_overflow == 0) {
-                log(true, "send queue full: oldest messages dropped", to, dropped);
+            if (!p->overflowing) {
+                p->overflowing = true;
+                log(true, "send queue full: dropping the oldest messages", to, dropped);
             }
             counters_.dropped_overflow += dropped;
         }
-        if (p.conn && !p.conn->writing && !p.write_posted) {
+        if (p->conn && !p->conn->writing && !p->write_posted) {
             // Written on the next turn: everything the node sends in this one goes in the
             // same gathered write.
-            p.write_posted = true;
+            p->write_posted = true;
             boost::asio::post(executor_, [self = this->shared_from_this(), id = to] {
-                if (self->closed_) {
-                    return;
+                peer_state* q = self->closed_ ? nullptr : self->find_peer(id);
+                if (q != nullptr) {
+                    q->write_posted = false;
+                    self->start_write(*q);
                 }
-                peer_state& q = self->peers_.at(id);
-                q.write_posted = false;
-                self->start_write(q);
             });
         }
     }
 
+    /// Closes everything. The receiver and log callables are not destroyed here — one of them
+    /// may be what is running — but are never called again.
     void shutdown() {
         if (closed_) {
             return;
         }
         closed_ = true;
-        receiver_ = nullptr;
         error_code ignored;
         acceptor_.close(ignored);
         accept_retry_.cancel();
@@ -364,10 +447,21 @@ public:
         for (const connection_ptr& c : open) {
             close(c, close_reason::shutdown);
         }
-        cfg_.log = nullptr;
     }
 
 private:
+    peer_state& insert_peer(const peer_address& address) {
+        return peers_
+            .emplace(std::piecewise_construct, std::forward_as_tuple(address.id),
+                     std::forward_as_tuple(address, executor_, cfg_.self < address.id))
+            .first->second;
+    }
+
+    peer_state* find_peer(node_id id) {
+        auto it = peers_.find(id);
+        return it == peers_.end() ? nullptr : &it->second;
+    }
+
     // --- connection setup ------------------------------------------------------------------
 
     void accept_next() {
@@ -393,15 +487,25 @@ private:
     }
 
     void adopt_inbound(tcp::socket socket) {
-        error_code ignored;
-        if (pending_inbound() >= cfg_.max_pending_handshakes) {
-            // Connections that have not said who they are cannot crowd out the peers.
-            ++counters_.refused_pending_limit;
-            socket.close(ignored);
-            return;
+        tune(socket);
+        // Connections that have not said who they are must not lock out the peers: at the
+        // limit, the oldest of them makes room for the newest (a peer's hello follows its
+        // connect at once, so a real peer is never the oldest for long).
+        std::vector<connection_ptr> pending;
+        for (const connection_ptr& o : open_) {
+            if (o->inbound && !o->established) {
+                pending.push_back(o);
+            }
         }
-        socket.set_option(tcp::no_delay(true), ignored);
-        auto c = std::make_shared<connection>(security_.wrap(std::move(socket)), executor_, true);
+        if (pending.size() >= cfg_.max_pending_handshakes) {
+            auto oldest = std::min_element(pending.begin(), pending.end(),
+                                           [](const connection_ptr& a, const connection_ptr& b) {
+                                               return a->sequence < b->sequence;
+                                           });
+            close(*oldest, close_reason::crowded_out);
+        }
+        auto c = std::make_shared<connection>(security_.wrap(std::move(socket)), executor_, true,
+                                              ++sequence_);
         open_.insert(c);
         arm_deadline(c);
         security_.handshake(c->stream, false, [self = this->shared_from_this(), c](error_code ec) {
@@ -413,6 +517,26 @@ private:
             }
             self->read_hello(c);
         });
+    }
+
+    /// Low latency (no Nagle) and dead-peer detection: keepalive probes on idle connections
+    /// and a bound on unacknowledged data, so a peer host that vanished without a FIN is
+    /// noticed within `dead_peer_timeout` and redialed.
+    void tune(tcp::socket& socket) const {
+        error_code ignored;
+        socket.set_option(tcp::no_delay(true), ignored);
+        socket.set_option(boost::asio::socket_base::keep_alive(true), ignored);
+#if defined(__linux__)
+        const auto timeout_ms = static_cast<int>(cfg_.dead_peer_timeout.count());
+        const int idle = std::max(1, timeout_ms / 4000);
+        const int interval = std::max(1, timeout_ms / 4000);
+        const int probes = 3;
+        const int fd = socket.native_handle();
+        (void)::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+        (void)::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+        (void)::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof probes);
+        (void)::setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout_ms, sizeof timeout_ms);
+#endif
     }
 
     void read_hello(const connection_ptr& c) {
@@ -431,6 +555,10 @@ private:
                 if (why == close_reason::none) {
                     why = self->check_hello(h);
                 }
+                if (why == close_reason::none &&
+                    !self->security_.verify_identity(c->stream, h.from)) {
+                    why = close_reason::wrong_identity;
+                }
                 if (why != close_reason::none) {
                     return self->refuse(c, why, h.from);
                 }
@@ -442,7 +570,7 @@ private:
     }
 
     [[nodiscard]] close_reason check_hello(const handshake& h) const {
-        if (h.kind != handshake_kind::hello) {
+        if (h.kind != handshake_kind::hello || h.reason != close_reason::none) {
             return close_reason::bad_handshake;
         }
         if (h.version != protocol_version) {
@@ -465,18 +593,19 @@ private:
     }
 
     /// Tells the dialer why, then closes. The reject is best effort: the reason is logged
-    /// here whether or not it arrives.
+    /// here whether or not it arrives. `claimed` is what the hello said, unverified.
     void refuse(const connection_ptr& c, close_reason why, node_id claimed) {
         log_close(why, claimed);
         count_close(why);
-        c->established = false;
         auto bytes = std::make_shared<handshake_bytes>(encode_handshake(handshake{
             handshake_kind::reject, why, protocol_version, cfg_.cluster_id, cfg_.self, claimed}));
         c->deadline.cancel();
         boost::asio::async_write(
             c->stream, boost::asio::buffer(*bytes),
             [self = this->shared_from_this(), c, bytes](error_code, std::size_t) {
-                self->close(c, close_reason::none);
+                if (!self->closed_) {
+                    self->close(c, close_reason::none);
+                }
             });
     }
 
@@ -496,26 +625,26 @@ private:
     }
 
     void dial(peer_state& p) {
-        p.dialing = true;
         ++counters_.dial_attempts;
         resolver_.async_resolve(p.address.host, std::to_string(p.address.port),
                                 [self = this->shared_from_this(), id = p.address.id](
                                     error_code ec, const tcp::resolver::results_type& endpoints) {
-                                    if (self->closed_) {
+                                    peer_state* q = self->closed_ ? nullptr : self->find_peer(id);
+                                    if (q == nullptr) {
                                         return;
                                     }
-                                    peer_state& q = self->peers_.at(id);
                                     if (ec) {
-                                        self->log(true, "cannot resolve peer address", id, 0);
-                                        return self->retry_later(q);
+                                        self->log(true, "cannot resolve peer address", id,
+                                                  static_cast<std::uint64_t>(ec.value()));
+                                        return self->retry_later(*q);
                                     }
-                                    self->connect(q, endpoints);
+                                    self->connect(*q, endpoints);
                                 });
     }
 
     void connect(peer_state& p, const tcp::resolver::results_type& endpoints) {
-        auto c =
-            std::make_shared<connection>(security_.wrap(tcp::socket(executor_)), executor_, false);
+        auto c = std::make_shared<connection>(security_.wrap(tcp::socket(executor_)), executor_,
+                                              false, ++sequence_);
         c->peer = p.address.id;
         open_.insert(c);
         arm_deadline(c);
@@ -526,11 +655,13 @@ private:
                     return;
                 }
                 if (ec) {
-                    // Not counted as a close: nothing was ever open. Quietly try again.
+                    // Nothing was ever open: not counted as a close, and routine while a peer
+                    // is down; try again after the backoff.
+                    self->log(false, "connect failed", c->peer,
+                              static_cast<std::uint64_t>(ec.value()));
                     return self->close(c, close_reason::none);
                 }
-                error_code ignored;
-                Security::socket(c->stream).set_option(tcp::no_delay(true), ignored);
+                self->tune(Security::socket(c->stream));
                 self->security_.handshake(c->stream, true, [self, c](error_code tls_ec) {
                     if (self->closed_ || !c->open) {
                         return;
@@ -568,6 +699,8 @@ private:
                     return;
                 }
                 if (ec) {
+                    // Over TLS 1.3 a refused client certificate surfaces here, on the first
+                    // read after the handshake.
                     return self->close(c, ec == boost::asio::error::eof ? close_reason::peer_closed
                                                                         : close_reason::io_error);
                 }
@@ -575,7 +708,7 @@ private:
                 close_reason why = decode_handshake(byte_span(c->handshake_buffer), h);
                 if (why == close_reason::none) {
                     if (h.kind == handshake_kind::reject) {
-                        self->log(true, to_string(h.reason), c->peer, 0);
+                        self->log(true, to_string(h.reason), c->peer, 0, h.reason);
                         why = close_reason::rejected_by_peer;
                     } else if (h.kind != handshake_kind::accept) {
                         why = close_reason::bad_handshake;
@@ -585,6 +718,8 @@ private:
                         why = close_reason::wrong_cluster;
                     } else if (h.from != c->peer || h.to != self->cfg_.self) {
                         why = close_reason::wrong_recipient;
+                    } else if (!self->security_.verify_identity(c->stream, c->peer)) {
+                        why = close_reason::wrong_identity;
                     }
                 }
                 if (why != close_reason::none) {
@@ -596,19 +731,22 @@ private:
 
     void establish(const connection_ptr& c) {
         c->deadline.cancel();
-        c->established = true;
-        peer_state& p = peers_.at(c->peer);
-        if (p.conn) {
-            close(p.conn, close_reason::replaced);
+        peer_state* p = find_peer(c->peer);
+        if (p == nullptr) {
+            return close(c, close_reason::removed);
         }
-        p.conn = c;
-        p.dialing = false;
-        p.backoff = std::chrono::milliseconds{0};
+        if (p->conn) {
+            const connection_ptr old = p->conn; // close() resets p->conn
+            close(old, close_reason::replaced);
+        }
+        c->established = true;
+        c->established_at = clock::now();
+        p->conn = c;
         ++counters_.connections_established;
         log(false, "connection established", c->peer, c->inbound ? 1 : 0);
-        c->read_buffer.resize(initial_read_buffer);
+        c->buffer.reallocate(initial_read_buffer, 0);
         read_more(c);
-        start_write(p);
+        start_write(*p);
     }
 
     void arm_deadline(const connection_ptr& c) {
@@ -622,19 +760,17 @@ private:
     }
 
     void retry_later(peer_state& p) {
-        p.dialing = false;
         p.backoff = p.backoff.count() == 0 ? cfg_.reconnect_min
                                            : std::min(p.backoff * 2, cfg_.reconnect_max);
         std::uniform_int_distribution<std::int64_t> jitter(p.backoff.count() / 2,
                                                            p.backoff.count());
         p.retry_timer.expires_after(std::chrono::milliseconds(jitter(rng_)));
-        p.dialing = true;
         p.retry_timer.async_wait(
             [self = this->shared_from_this(), id = p.address.id](error_code ec) {
-                if (ec || self->closed_) {
-                    return;
+                peer_state* q = ec || self->closed_ ? nullptr : self->find_peer(id);
+                if (q != nullptr && !q->conn) {
+                    self->dial(*q);
                 }
-                self->dial(self->peers_.at(id));
             });
     }
 
@@ -658,40 +794,38 @@ private:
         if (closed_) {
             return;
         }
-        auto it = peers_.find(c->peer);
-        if (it == peers_.end()) {
+        peer_state* p = find_peer(c->peer);
+        if (p == nullptr) {
             return;
         }
-        peer_state& p = it->second;
-        const bool was_current = p.conn == c;
+        const bool was_current = p->conn == c;
         if (was_current) {
-            p.conn.reset();
+            p->conn.reset();
+        }
+        // The backoff starts over only after a connection that lasted: two processes that
+        // keep replacing each other's connection (a duplicated id) must not redial in a
+        // tight loop.
+        if (c->established && clock::now() - c->established_at >= stable_connection) {
+            p->backoff = std::chrono::milliseconds{0};
         }
         // A dialer tries again after a failed attempt or a lost connection, not when a newer
         // connection replaced this one.
-        if (p.we_dial && why != close_reason::replaced && (was_current || !c->established) &&
-            !p.conn) {
-            retry_later(p);
+        if (p->we_dial && why != close_reason::replaced && (was_current || !c->established) &&
+            !p->conn) {
+            retry_later(*p);
         }
     }
 
-    [[nodiscard]] std::size_t pending_inbound() const {
-        return static_cast<std::size_t>(
-            std::count_if(open_.begin(), open_.end(),
-                          [](const connection_ptr& c) { return c->inbound && !c->established; }));
-    }
+    static constexpr std::chrono::seconds stable_connection{1};
 
     // --- reading ---------------------------------------------------------------------------
 
     static constexpr std::size_t initial_read_buffer = std::size_t{64} << 10;
 
     void read_more(const connection_ptr& c) {
-        if (c->read_buffer.size() - c->read_length < initial_read_buffer / 4) {
-            c->read_buffer.resize(std::max(c->read_buffer.size() * 2, initial_read_buffer));
-        }
         c->stream.async_read_some(
-            boost::asio::buffer(c->read_buffer.data() + c->read_length,
-                                c->read_buffer.size() - c->read_length),
+            boost::asio::buffer(c->buffer.data() + c->read_length,
+                                c->buffer.capacity() - c->read_length),
             [self = this->shared_from_this(), c](error_code ec, std::size_t n) {
                 if (self->closed_ || !c->open) {
                     return;
@@ -708,12 +842,14 @@ private:
             });
     }
 
-    /// Hands every complete frame to the receiver. False once the connection is closed.
+    /// Hands every complete frame to the receiver, then sizes the buffer for what is still
+    /// pending. False once the connection is closed.
     bool parse(const connection_ptr& c) {
         const wire::frame_limits limits{cfg_.max_frame_size};
         std::size_t pos = 0;
+        c->pending_frame = 0;
         while (c->read_length - pos >= wire::frame_header_size) {
-            const byte_span rest(c->read_buffer.data() + pos, c->read_length - pos);
+            const byte_span rest(c->buffer.data() + pos, c->read_length - pos);
             auto size = wire::frame_size(rest, limits);
             if (!size) {
                 log(true, "bad frame header", c->peer,
@@ -722,9 +858,7 @@ private:
                 return false;
             }
             if (*size > rest.size()) {
-                if (*size > c->read_buffer.size()) {
-                    c->read_buffer.resize(*size);
-                }
+                c->pending_frame = *size;
                 break;
             }
             auto m = wire::decode_frame(rest.first(*size), limits);
@@ -746,15 +880,18 @@ private:
                 return false;
             }
         }
-        if (pos != 0) {
-            std::memmove(c->read_buffer.data(), c->read_buffer.data() + pos, c->read_length - pos);
-            c->read_length -= pos;
+        const std::size_t left = c->read_length - pos;
+        if (pos != 0 && left != 0) {
+            std::memmove(c->buffer.data(), c->buffer.data() + pos, left);
         }
-        // A large frame grew the buffer; give the memory back once it is consumed.
-        if (c->read_buffer.size() > 4 * initial_read_buffer &&
-            c->read_length < initial_read_buffer) {
-            c->read_buffer.resize(initial_read_buffer);
-            c->read_buffer.shrink_to_fit();
+        c->read_length = left;
+        // Exactly as large as the frame being assembled, and back to the usual size once a
+        // large one is through: never a reallocation per read, never twice the frame.
+        const std::size_t wanted = std::max(initial_read_buffer, c->pending_frame);
+        if (c->buffer.capacity() < wanted ||
+            (c->buffer.capacity() > wanted && wanted == initial_read_buffer &&
+             c->buffer.capacity() > 4 * initial_read_buffer)) {
+            c->buffer.reallocate(wanted, left);
         }
         return true;
     }
@@ -774,12 +911,16 @@ private:
             c->in_flight.push_back(std::move(p.queue.front()));
             p.queue.pop_front();
         }
+        if (p.queue.empty()) {
+            p.overflowing = false;
+        }
         gather_.clear();
         for (const byte_vector& f : c->in_flight) {
             gather_.emplace_back(f.data(), f.size());
         }
         c->writing = true;
         ++counters_.writes;
+        // async_write keeps its own copy of the buffer list, so gather_ can be reused.
         boost::asio::async_write(
             c->stream, gather_, [self = this->shared_from_this(), c](error_code ec, std::size_t n) {
                 c->writing = false;
@@ -795,7 +936,9 @@ private:
                     self->recycle(std::move(f));
                 }
                 c->in_flight.clear();
-                self->start_write(self->peers_.at(c->peer));
+                if (peer_state* p = self->find_peer(c->peer)) {
+                    self->start_write(*p);
+                }
             });
     }
 
@@ -820,7 +963,9 @@ private:
 
     // --- diagnostics -----------------------------------------------------------------------
 
-    void count_close(close_reason why) { ++counters_.closed[static_cast<std::size_t>(why)]; }
+    void count_close(close_reason why) {
+        ++counters_.closed[static_cast<std::size_t>(why)];
+    }
 
     void log_close(close_reason why, node_id peer) {
         log(why != close_reason::replaced, to_string(why), peer, 0, why);
@@ -828,7 +973,7 @@ private:
 
     void log(bool warning, std::string_view what, node_id peer, std::uint64_t value,
              close_reason why = close_reason::none) {
-        if (cfg_.log) {
+        if (cfg_.log && !closed_) {
             cfg_.log(transport_event{what, cfg_.self, peer, why, value, warning});
         }
     }
@@ -840,9 +985,12 @@ private:
     boost::asio::steady_timer accept_retry_;
     tcp::resolver resolver_;
     std::mt19937_64 rng_;
+    /// A map: peer_state holds timers and is never moved; references stay valid until the
+    /// peer is removed.
     std::map<node_id, peer_state> peers_;
     /// Every connection not yet closed, established or not, so shutdown can close them all.
     std::unordered_set<connection_ptr> open_;
+    std::uint64_t sequence_ = 0;
     std::vector<byte_vector> spare_;
     std::vector<boost::asio::const_buffer> gather_;
     receiver receiver_;
@@ -873,6 +1021,15 @@ public:
     /// e.g. address in use), then starts dialing the peers this node dials. Call once, on the
     /// executor.
     std::error_code start() { return state_->start(); }
+
+    /// Adds a member (after a membership change): `invalid_argument` for `no_node`, this
+    /// node, port 0, an empty host or an id already present. Dialed at once if this node dials
+    /// it and `start` has run.
+    std::error_code add_peer(const peer_address& address) { return state_->add_peer(address); }
+
+    /// Removes a member: its queue is dropped, its connection closed (`close_reason::removed`),
+    /// and messages to it count as `dropped_unknown_peer`. `unknown_node` if it is not a peer.
+    std::error_code remove_peer(node_id id) { return state_->remove_peer(id); }
 
     /// Where received messages go: usually `node.receive`. Runs on the executor.
     void on_receive(receiver r) { state_->set_receiver(std::move(r)); }
