@@ -106,14 +106,15 @@ static_assert(coord::director<recording_director>);
 /// Coordinators with recording directors that share one timeline.
 class coordinator_cluster : public coord::simulated_cluster<recording_director> {
 public:
-    coordinator_cluster(std::size_t size, std::uint64_t seed, raft::config base = {})
+    coordinator_cluster(std::size_t size, std::uint64_t seed, raft::config base = {},
+                        coord::coordinator_options options = {})
         : simulated_cluster(
               size, seed,
               [this](node_id id) {
                   return std::make_unique<recording_director>(
                       recording_director{id, &timeline_, {}, {}});
               },
-              std::move(base)) {}
+              std::move(base), std::move(options)) {}
 
     ~coordinator_cluster() { stop_all(); } // the directors report to timeline_
 

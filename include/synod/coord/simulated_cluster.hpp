@@ -30,11 +30,13 @@ public:
     using director_factory = std::function<std::unique_ptr<Director>(node_id)>;
 
     /// `base` is every node's Raft config; `id`, `initial_membership` and `random_seed` are
-    /// filled in per node.
+    /// filled in per node. `options` are every coordinator's (the admission queue's config
+    /// must be the same on every node).
     simulated_cluster(std::size_t size, std::uint64_t seed, director_factory make_director,
-                      raft::config base = {})
+                      raft::config base = {}, coordinator_options options = {})
         : seed_(seed)
         , base_(std::move(base))
+        , options_(std::move(options))
         , make_director_(std::move(make_director))
         , network_(world_, seed) {
         network_.set_latency(std::chrono::milliseconds(1), std::chrono::milliseconds(3));
@@ -70,8 +72,8 @@ public:
         m.clock = std::make_unique<sim::process_clock>(*m.time);
         m.scheduler.emplace(world_, m.owner, m.time.get());
         m.transport = std::make_unique<sim::endpoint_transport>(network_, id);
-        m.coordinator = std::make_unique<coordinator_type>(std::move(cfg), m.log, *m.transport,
-                                                           *m.clock, *m.scheduler, *m.director);
+        m.coordinator = std::make_unique<coordinator_type>(
+            std::move(cfg), m.log, *m.transport, *m.clock, *m.scheduler, *m.director, options_);
         if (auto ec = m.coordinator->start()) {
             m.coordinator.reset();
             return ec;
@@ -141,6 +143,9 @@ public:
     }
     void run_for(sim::duration d) { world_.run_for(d); }
 
+    /// Node `id`'s log (it survives the node's crashes, minus what was not flushed).
+    [[nodiscard]] const storage::memory_log& log_of(node_id id) { return at(id).log; }
+
     [[nodiscard]] sim::world& world() noexcept { return world_; }
     [[nodiscard]] sim::network& network() noexcept { return network_; }
     [[nodiscard]] const std::vector<node_id>& ids() const noexcept { return ids_; }
@@ -165,6 +170,7 @@ private:
 
     std::uint64_t seed_;
     raft::config base_;
+    coordinator_options options_;
     director_factory make_director_;
     sim::world world_;
     sim::network network_;
