@@ -987,6 +987,14 @@ private:
         return static_cast<std::size_t>(h);
     }
 
+    /// Starts fetching every cache line of `x`.
+    static void prefetch_node(const execution* x) noexcept {
+        const auto* bytes = reinterpret_cast<const unsigned char*>(x);
+        for (std::size_t off = 0; off < sizeof(execution); off += 64) {
+            prefetch_for_write(bytes + off);
+        }
+    }
+
     static void prefetch_for_write(const void* p) noexcept {
 #if defined(__GNUC__) || defined(__clang__)
         __builtin_prefetch(p, 1, 3);
@@ -1276,6 +1284,11 @@ private:
         state& s = *s_;
         queue_erase(s, x);
         s.pending_by_age.erase(s.pending_by_age.iterator_to(x));
+        if (!s.queue.empty()) {
+            // The new front is the next to dispatch; with a long backlog it was queued long
+            // ago and is cold. Fetch it now rather than when its dispatch waits on it.
+            prefetch_node(s.queue.begin()->node);
+        }
         if (cfg_.fairness == admission_fairness::round_robin_users) {
             s.current_round[static_cast<std::size_t>(x.priority)] = x.round;
         }
@@ -1339,10 +1352,7 @@ private:
         if (!s.finished.empty() && s.finished.size() >= cfg_.max_retained_decisions) {
             const auto& next = s.finished.front();
             s.by_id.prefetch_erase(next.hash);
-            const auto* bytes = reinterpret_cast<const unsigned char*>(next.node);
-            for (std::size_t off = 0; off < sizeof(execution); off += 64) {
-                prefetch_for_write(bytes + off);
-            }
+            prefetch_node(next.node);
         }
     }
 
