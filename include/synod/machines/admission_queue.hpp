@@ -798,15 +798,8 @@ private:
                 }
             }
         }
-        /// Starts fetching what a lookup of a name of hash `h` reads first (`with_nodes`:
-        /// and the node pointers, for a name that is there).
-        void prefetch(std::size_t h, bool with_nodes) const noexcept {
-            const std::size_t i = h & mask_;
-            prefetch_for_write(&tags_[i]);
-            if (with_nodes) {
-                prefetch_for_write(&nodes_[i]);
-            }
-        }
+        /// Starts fetching what a lookup of a name of hash `h` reads first.
+        void prefetch(std::size_t h) const noexcept { prefetch_for_write(&tags_[h & mask_]); }
         /// What erasing a name of hash `h` reads.
         void prefetch_erase(std::size_t h) const noexcept {
             const std::size_t i = h & mask_;
@@ -1104,7 +1097,7 @@ private:
         // Both lookups first: the id's slot is likely cold (the retained decisions make the
         // table large), so fetch it while the user is looked up.
         const std::size_t h = hash_string(id);
-        s.by_id.prefetch(h, false);
+        s.by_id.prefetch(h);
         const std::size_t user_hash = user.size() <= max_user_bytes ? hash_string(user) : 0;
         user_state* known_user =
             user.size() <= max_user_bytes ? s.users.find(user, user_hash) : nullptr;
