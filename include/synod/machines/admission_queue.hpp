@@ -49,8 +49,10 @@
 ///   retained: size the retention for the longest redelivery delay you expect.
 ///
 /// Every operation costs O(log n) in the pending count (plus O(k log n) for k executions that
-/// expire on the way): the pending order is a ranked (order-statistic) tree, executions are
-/// pooled nodes found through an intrusive hash, and the age orders are intrusive lists.
+/// expire on the way): the pending order is a ranked (order-statistic) tree with pooled nodes,
+/// executions and users are pooled nodes found through open-addressing tables whose probes
+/// read one tag byte per slot, the pending and running age orders are intrusive lists, and the
+/// retained decisions are a ring in finishing order (docs/performance.md has the costs).
 
 #include <synod/core/assert.hpp>
 #include <synod/core/bytes.hpp>
@@ -68,18 +70,20 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <functional>
 #include <limits>
 #include <memory>
+#include <new>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -437,9 +441,7 @@ public:
         }
         std::vector<const user_state*> users;
         users.reserve(s.users.size());
-        for (const auto& [name, u] : s.users) {
-            users.push_back(&u);
-        }
+        s.users.for_each([&](const user_state& u) { users.push_back(&u); });
         std::sort(users.begin(), users.end(),
                   [](const user_state* a, const user_state* b) { return a->name < b->name; });
         w.put(static_cast<std::uint32_t>(users.size()));
@@ -458,7 +460,8 @@ public:
             put_live(w, x);
         }
         w.put(static_cast<std::uint32_t>(s.finished.size()));
-        for (const execution& x : s.finished) {
+        for (std::size_t i = 0; i < s.finished.size(); ++i) {
+            const execution& x = *s.finished[i].node;
             detail::put_string(w, x.id);
             w.put(static_cast<std::uint32_t>(x.rejection));
             w.put(x.position);
@@ -583,8 +586,8 @@ public:
     [[nodiscard]] std::uint64_t now() const noexcept { return s_->clock; }
     /// Executions of `user` pending or running (what `max_per_user` caps).
     [[nodiscard]] std::size_t user_load(std::string_view user) const {
-        const auto it = s_->users.find(user);
-        return it == s_->users.end() ? 0 : it->second.load;
+        const user_state* u = s_->users.find(user, hash_string(user));
+        return u == nullptr ? 0 : u->load;
     }
 
     /// `id`'s state, or nothing if it is unknown (never submitted, or forgotten).
@@ -647,6 +650,7 @@ private:
     /// A user with live executions.
     struct user_state {
         std::string name;
+        std::size_t hash = 0; ///< of `name`, as `user_table` files it
         /// \invariant the user's pending + running executions; > 0 while the entry exists.
         std::size_t load = 0;
         /// Round-robin only: per priority, the earliest round its next execution may take
@@ -667,9 +671,84 @@ private:
             return a.major != b.major ? a.major < b.major : a.seq < b.seq;
         }
     };
+
+    /// Fixed-size blocks from chunks with a free list: the ranked index's nodes, so that
+    /// queuing and dispatching an execution calls neither malloc nor free.
+    class node_pool {
+    public:
+        node_pool() = default;
+        node_pool(const node_pool&) = delete;
+        node_pool& operator=(const node_pool&) = delete;
+        ~node_pool() {
+            for (void* c : chunks_) {
+                ::operator delete(c);
+            }
+        }
+        /// Whether blocks of this size come from the pool: the size of the first block asked
+        /// for (the index's node type), and only it.
+        [[nodiscard]] bool serves(std::size_t size, std::size_t align) noexcept {
+            if (block_ == 0 && align <= alignof(std::max_align_t) && size >= sizeof(void*)) {
+                block_ = (size + alignof(std::max_align_t) - 1) & ~(alignof(std::max_align_t) - 1);
+                served_ = size;
+            }
+            return size == served_;
+        }
+        [[nodiscard]] void* take() {
+            if (free_ == nullptr) {
+                constexpr std::size_t per_chunk = 256;
+                char* chunk = static_cast<char*>(::operator new(block_* per_chunk));
+                chunks_.push_back(chunk);
+                for (std::size_t i = per_chunk; i-- > 0;) {
+                    give(chunk + i * block_);
+                }
+            }
+            void* p = free_;
+            free_ = *static_cast<void**>(p);
+            return p;
+        }
+        void give(void* p) noexcept {
+            *static_cast<void**>(p) = free_;
+            free_ = p;
+        }
+
+    private:
+        std::vector<void*> chunks_;
+        void* free_ = nullptr;
+        std::size_t block_ = 0;
+        std::size_t served_ = 0;
+    };
+    template <class T>
+    struct pool_allocator {
+        using value_type = T;
+        node_pool* pool;
+        explicit pool_allocator(node_pool* p) noexcept
+            : pool(p) {}
+        template <class U>
+        pool_allocator(const pool_allocator<U>& other) noexcept // NOLINT: rebinding converts
+            : pool(other.pool) {}
+        [[nodiscard]] T* allocate(std::size_t n) {
+            if (n == 1 && pool->serves(sizeof(T), alignof(T))) {
+                return static_cast<T*>(pool->take());
+            }
+            return std::allocator<T>{}.allocate(n);
+        }
+        void deallocate(T* p, std::size_t n) noexcept {
+            if (n == 1 && pool->serves(sizeof(T), alignof(T))) {
+                pool->give(p);
+                return;
+            }
+            std::allocator<T>{}.deallocate(p, n);
+        }
+        template <class U>
+        friend bool operator==(const pool_allocator& a, const pool_allocator<U>& b) noexcept {
+            return a.pool == b.pool;
+        }
+    };
     using queue_index = boost::multi_index_container<
-        queued, boost::multi_index::indexed_by<boost::multi_index::ranked_unique<
-                    boost::multi_index::identity<queued>, queued_order>>>;
+        queued,
+        boost::multi_index::indexed_by<
+            boost::multi_index::ranked_unique<boost::multi_index::identity<queued>, queued_order>>,
+        pool_allocator<queued>>;
     static constexpr unsigned round_bits = 56;
 
     using age_hook = boost::intrusive::list_member_hook<
@@ -694,98 +773,228 @@ private:
         bool dispatched = false;
         queue_index::iterator slot{}; ///< valid while pending
         std::size_t hash = 0;         ///< of `id`, as `id_table` files it
-        /// In `pending_by_age`, `running` or `finished`, by `state`.
+        /// In `pending_by_age` or `running`, by `state`.
         age_hook by_age;
     };
 
-    /// The nodes in use by id: open addressing over (hash, node) slots with linear probing,
-    /// so a lookup of an id that is not there reads one contiguous run of slots and touches
-    /// no node (the queue's nodes are spread over memory; chained hashing cost a cache miss
-    /// per node in the chain). Deletion shifts back (no tombstones).
-    class id_table {
+    /// Nodes by their name (`Key`, hashed into the node's `hash` by `hash_string`): open
+    /// addressing with linear probing over three parallel arrays — a one-byte tag per slot
+    /// (0 = empty, else 8 bits of the hash), the hash's low 32 bits, and the node. A lookup
+    /// scans only tags until an empty one, so deciding that a name is absent reads a byte per
+    /// probed slot and touches no node: with the retained decisions the table is large, and
+    /// the tags are the part that stays in cache. Deletion shifts back (no tombstones).
+    template <class Node, std::string Node::*Key>
+    class string_table {
     public:
-        [[nodiscard]] static std::size_t hash_of(std::string_view id) noexcept {
-            return std::hash<std::string_view>{}(id);
-        }
-        [[nodiscard]] execution* find(std::string_view id, std::size_t h) const noexcept {
+        [[nodiscard]] Node* find(std::string_view name, std::size_t h) const noexcept {
+            const std::uint8_t t = tag_of(h);
             for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
-                const slot& s = slots_[i];
-                if (s.node == nullptr) {
+                const std::uint8_t ti = tags_[i];
+                if (ti == 0) {
                     return nullptr;
                 }
-                if (s.hash == h && s.node->id == id) {
-                    return s.node;
+                if (ti == t && std::string_view(nodes_[i]->*Key) == name) {
+                    return nodes_[i];
                 }
             }
         }
+        /// Starts fetching what a lookup of a name of hash `h` reads first.
+        void prefetch(std::size_t h) const noexcept { prefetch_for_write(&tags_[h & mask_]); }
+        /// What erasing a name of hash `h` reads.
+        void prefetch_erase(std::size_t h) const noexcept {
+            const std::size_t i = h & mask_;
+            prefetch_for_write(&tags_[i]);
+            prefetch_for_write(&hashes_[i]);
+            prefetch_for_write(&nodes_[i]);
+        }
         /// `x` (with `x.hash` set) must not be in the table.
-        void insert(execution& x) {
-            if ((count_ + 1) * 2 > slots_.size()) {
+        void insert(Node& x) {
+            if ((count_ + 1) * 4 > tags_.size() * 3) {
                 grow();
             }
-            place(slot{x.hash, &x});
+            place(tag_of(x.hash), static_cast<std::uint32_t>(x.hash), &x);
             ++count_;
         }
         /// `x` must be in the table.
-        void erase(const execution& x) noexcept {
+        void erase(const Node& x) noexcept {
             std::size_t i = x.hash & mask_;
-            while (slots_[i].node != &x) {
+            while (nodes_[i] != &x) {
                 i = (i + 1) & mask_;
             }
             // Shift later members of the run back into the hole when their home allows.
-            for (std::size_t j = (i + 1) & mask_; slots_[j].node != nullptr; j = (j + 1) & mask_) {
-                const std::size_t home = slots_[j].hash & mask_;
+            for (std::size_t j = (i + 1) & mask_; tags_[j] != 0; j = (j + 1) & mask_) {
+                const std::size_t home = hashes_[j] & mask_;
                 // Movable unless its home lies cyclically in (i, j].
                 const bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
                 if (!stays) {
-                    slots_[i] = slots_[j];
+                    tags_[i] = tags_[j];
+                    hashes_[i] = hashes_[j];
+                    nodes_[i] = nodes_[j];
                     i = j;
                 }
             }
-            slots_[i] = slot{};
+            tags_[i] = 0;
+            nodes_[i] = nullptr;
             --count_;
         }
         [[nodiscard]] std::size_t size() const noexcept { return count_; }
-
-    private:
-        struct slot {
-            std::size_t hash = 0;
-            execution* node = nullptr;
-        };
-        void place(slot s) noexcept {
-            std::size_t i = s.hash & mask_;
-            while (slots_[i].node != nullptr) {
-                i = (i + 1) & mask_;
-            }
-            slots_[i] = s;
-        }
-        void grow() {
-            std::vector<slot> old(slots_.size() * 2);
-            old.swap(slots_);
-            mask_ = slots_.size() - 1;
-            for (const slot& s : old) {
-                if (s.node != nullptr) {
-                    place(s);
+        /// Calls `f` with every node, in no particular order.
+        template <class F>
+        void for_each(F f) const {
+            for (Node* n : nodes_) {
+                if (n != nullptr) {
+                    f(*n);
                 }
             }
         }
 
-        /// \invariant a power of two, at least twice `count_`: probes end at an empty slot.
-        std::vector<slot> slots_ = std::vector<slot>(64);
+    private:
+        [[nodiscard]] static std::uint8_t tag_of(std::size_t h) noexcept {
+            const auto t = static_cast<std::uint8_t>(static_cast<std::uint64_t>(h) >> 56);
+            return t == 0 ? std::uint8_t{1} : t;
+        }
+        void place(std::uint8_t tag, std::uint32_t low, Node* node) noexcept {
+            std::size_t i = low & mask_;
+            while (tags_[i] != 0) {
+                i = (i + 1) & mask_;
+            }
+            tags_[i] = tag;
+            hashes_[i] = low;
+            nodes_[i] = node;
+        }
+        void grow() {
+            const std::size_t size = tags_.size() * 2;
+            // Homes are taken from the low 32 bits of the hash.
+            SYNOD_ASSERT(size - 1 <= std::numeric_limits<std::uint32_t>::max(),
+                         "admission table too large");
+            std::vector<std::uint8_t> tags(size);
+            std::vector<std::uint32_t> hashes(size);
+            std::vector<Node*> nodes(size);
+            tags.swap(tags_);
+            hashes.swap(hashes_);
+            nodes.swap(nodes_);
+            mask_ = size - 1;
+            for (std::size_t i = 0; i < tags.size(); ++i) {
+                if (tags[i] != 0) {
+                    place(tags[i], hashes[i], nodes[i]);
+                }
+            }
+        }
+
+        /// \invariant the same power-of-two size, more than 4/3 of `count_`: probes end at an
+        /// empty slot. `nodes_[i]` is null iff `tags_[i]` is 0.
+        std::vector<std::uint8_t> tags_ = std::vector<std::uint8_t>(64);
+        std::vector<std::uint32_t> hashes_ = std::vector<std::uint32_t>(64);
+        std::vector<Node*> nodes_ = std::vector<Node*>(64);
         std::size_t mask_ = 63;
         std::size_t count_ = 0;
+    };
+
+    using id_table = string_table<execution, &execution::id>;
+    using user_table = string_table<user_state, &user_state::name>;
+
+    /// The finished executions in finishing order with their id hashes: a ring, so that the
+    /// ones to forget next are known in advance (and prefetched: they finished long ago).
+    class finished_ring {
+    public:
+        struct entry {
+            execution* node;
+            std::size_t hash;
+        };
+        [[nodiscard]] std::size_t size() const noexcept { return size_; }
+        [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
+        /// The `i`-th oldest; `i < size()`.
+        [[nodiscard]] const entry& operator[](std::size_t i) const noexcept {
+            return buf_[(head_ + i) & (buf_.size() - 1)];
+        }
+        [[nodiscard]] const entry& front() const noexcept { return (*this)[0]; }
+        [[nodiscard]] const entry& back() const noexcept { return (*this)[size_ - 1]; }
+        void push_back(execution& x) {
+            if (size_ == buf_.size()) {
+                grow();
+            }
+            buf_[(head_ + size_) & (buf_.size() - 1)] = entry{&x, x.hash};
+            ++size_;
+        }
+        void pop_front() noexcept {
+            head_ = (head_ + 1) & (buf_.size() - 1);
+            --size_;
+        }
+
+    private:
+        void grow() {
+            std::vector<entry> bigger(std::max<std::size_t>(64, buf_.size() * 2));
+            for (std::size_t i = 0; i < size_; ++i) {
+                bigger[i] = (*this)[i];
+            }
+            buf_.swap(bigger);
+            head_ = 0;
+        }
+        /// \invariant empty or a power of two in size.
+        std::vector<entry> buf_;
+        std::size_t head_ = 0;
+        std::size_t size_ = 0;
     };
 
     using age_list = boost::intrusive::list<
         execution, boost::intrusive::member_hook<execution, age_hook, &execution::by_age>,
         boost::intrusive::constant_time_size<true>>;
 
-    struct string_hash {
-        using is_transparent = void;
-        std::size_t operator()(std::string_view s) const noexcept {
-            return std::hash<std::string_view>{}(s);
+    /// The hash of ids and user names, inline and cheap for short strings: 8 bytes at a time
+    /// (the tail read as overlapping words), then murmur3's finalizer, so that the low bits
+    /// the tables use depend on every byte. (Not persisted: any change is compatible.)
+    [[nodiscard]] static std::size_t hash_string(std::string_view text) noexcept {
+        constexpr std::uint64_t m = 0x9e3779b97f4a7c15ULL;
+        const char* p = text.data();
+        const std::size_t n = text.size();
+        const auto load64 = [](const char* q) {
+            std::uint64_t v = 0;
+            std::memcpy(&v, q, 8);
+            return v;
+        };
+        const auto load32 = [](const char* q) {
+            std::uint32_t v = 0;
+            std::memcpy(&v, q, 4);
+            return std::uint64_t{v};
+        };
+        std::uint64_t h = (n + 1) * m;
+        const auto mix = [&](std::uint64_t k) { h = std::rotl((h ^ k) * m, 29); };
+        if (n > 8) {
+            std::size_t i = 0;
+            for (; i + 8 < n; i += 8) {
+                mix(load64(p + i));
+            }
+            mix(load64(p + n - 8));
+        } else if (n >= 4) {
+            mix(load32(p) | (load32(p + n - 4) << 32));
+        } else if (n > 0) {
+            mix(std::uint64_t{static_cast<unsigned char>(p[0])} |
+                (std::uint64_t{static_cast<unsigned char>(p[n / 2])} << 8) |
+                (std::uint64_t{static_cast<unsigned char>(p[n - 1])} << 16));
         }
-    };
+        h ^= h >> 33;
+        h *= 0xff51afd7ed558ccdULL;
+        h ^= h >> 33;
+        h *= 0xc4ceb9fe1a85ec53ULL;
+        h ^= h >> 33;
+        return static_cast<std::size_t>(h);
+    }
+
+    /// Starts fetching every cache line of `x`.
+    static void prefetch_node(const execution* x) noexcept {
+        const auto* bytes = reinterpret_cast<const unsigned char*>(x);
+        for (std::size_t off = 0; off < sizeof(execution); off += 64) {
+            prefetch_for_write(bytes + off);
+        }
+    }
+
+    static void prefetch_for_write(const void* p) noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+        __builtin_prefetch(p, 1, 3);
+#else
+        (void)p;
+#endif
+    }
 
     /// The whole replicated state, behind a pointer so that the intrusive structures never
     /// move (a moved queue moves the pointer).
@@ -797,7 +1006,6 @@ private:
             // Unhook before the nodes go (normal_link hooks are not checked, but be tidy).
             pending_by_age.clear();
             running.clear();
-            finished.clear();
         }
 
         /// \invariant the largest `now` of every decoded command; never decreases.
@@ -810,13 +1018,21 @@ private:
         /// Every node ever handed out (stable addresses); `free_nodes` are not in use.
         std::deque<execution> nodes;
         std::vector<execution*> free_nodes;
+        /// Likewise for users (a user goes when its load drops to 0 and may come back).
+        std::deque<user_state> user_nodes;
+        std::vector<user_state*> free_users;
         /// \invariant exactly the users with load > 0; load counts their pending + running.
-        std::unordered_map<std::string, user_state, string_hash, std::equal_to<>> users;
+        user_table users;
         /// \invariant every node in use, once, by id.
         id_table by_id;
         /// \invariant exactly the pending executions, in dispatch order; size() is the
         /// pending count that `max_queue_size` caps.
-        queue_index queue;
+        /// \invariant per priority, how many executions of `queue` have it.
+        std::array<std::size_t, admission_priority_count> pending_at{};
+        /// Strict FIFO only (null otherwise): per priority, its last execution in `queue`.
+        std::array<execution*, admission_priority_count> last_at{};
+        node_pool queue_pool; // before `queue`, which returns its nodes to it
+        queue_index queue{queue_index::ctor_args_list(), pool_allocator<queued>(&queue_pool)};
         /// \invariant the pending executions in submission order, which is also
         /// `submitted_at` order (time never goes backwards): the oldest is at the front.
         age_list pending_by_age;
@@ -824,7 +1040,7 @@ private:
         age_list running;
         /// \invariant the finished executions in finishing order, at most
         /// `max_retained_decisions`: the next to forget is at the front.
-        age_list finished;
+        finished_ring finished;
     };
 
     // ---- encoding helpers
@@ -877,7 +1093,15 @@ private:
         if (id.size() > max_id_bytes) {
             return {make_error_code(errc::field_too_large), 0, false};
         }
-        if (const execution* x = find_node(id)) {
+        state& s = *s_;
+        // Both lookups first: the id's slot is likely cold (the retained decisions make the
+        // table large), so fetch it while the user is looked up.
+        const std::size_t h = hash_string(id);
+        s.by_id.prefetch(h);
+        const std::size_t user_hash = user.size() <= max_user_bytes ? hash_string(user) : 0;
+        user_state* known_user =
+            user.size() <= max_user_bytes ? s.users.find(user, user_hash) : nullptr;
+        if (const execution* x = s.by_id.find(id, h)) {
             return {x->rejection == 0 ? std::error_code{}
                                       : make_error_code(static_cast<errc>(x->rejection)),
                     x->position, true};
@@ -892,15 +1116,13 @@ private:
             return {make_error_code(errc::invalid_priority), 0, false};
         }
         const auto p = static_cast<admission_priority>(priority);
-        state& s = *s_;
         errc rejection{};
-        auto uit = s.users.find(user);
         if (s.queue.size() >= cfg_.max_queue_size) {
             rejection = errc::queue_full;
-        } else if (uit != s.users.end() && uit->second.load >= cfg_.max_per_user) {
+        } else if (known_user != nullptr && known_user->load >= cfg_.max_per_user) {
             rejection = errc::user_limit;
         }
-        execution& x = new_node(id);
+        execution& x = new_node(id, h);
         x.priority = p;
         if (rejection != errc{}) {
             x.rejection = static_cast<std::uint32_t>(rejection);
@@ -919,11 +1141,7 @@ private:
             trim_finished();
             return {make_error_code(rejection), 0, false};
         }
-        if (uit == s.users.end()) {
-            uit = s.users.try_emplace(std::string(user)).first;
-            uit->second.name = uit->first;
-        }
-        user_state& u = uit->second;
+        user_state& u = known_user != nullptr ? *known_user : add_user(s, user, user_hash);
         ++u.load;
         x.user = &u;
         x.payload = payload.size() == payload_bytes.size() ? std::move(payload)
@@ -936,8 +1154,22 @@ private:
         }
         SYNOD_ASSERT(x.round < (std::uint64_t{1} << round_bits), "round-robin rounds exhausted");
         x.state = execution_state::pending;
-        enqueue(x);
-        x.position = s.queue.rank(x.slot);
+        if (cfg_.fairness == admission_fairness::strict_fifo) {
+            // The newest of its priority goes last among them: its rank is the pending count
+            // of its priority and the more urgent ones (no O(log n) walk in the tree).
+            std::uint64_t ahead = 0;
+            for (std::size_t q = 0; q <= priority; ++q) {
+                ahead += s.pending_at[q];
+            }
+            enqueue(x);
+            x.position = ahead;
+#ifndef NDEBUG
+            SYNOD_ASSERT(x.position == s.queue.rank(x.slot), "pending counts out of step");
+#endif
+        } else {
+            enqueue(x);
+            x.position = s.queue.rank(x.slot);
+        }
         admission_event ev;
         ev.kind = admission_event_kind::accepted;
         ev.execution_id = x.id;
@@ -998,17 +1230,58 @@ private:
 
     void enqueue(execution& x) {
         state& s = *s_;
-        const std::uint64_t major =
-            (static_cast<std::uint64_t>(x.priority) << round_bits) | x.round;
-        x.slot = s.queue.insert(queued{major, x.seq, &x}).first;
+        queue_insert(s, x);
         s.pending_by_age.push_back(x);
+    }
+
+    /// Files the pending `x` in the queue. In strict FIFO order the newest execution of a
+    /// priority goes right after the last one of that priority (or of the nearest more urgent
+    /// one): that place is known, and inserting there with a hint skips the O(log n) descent,
+    /// which at large backlogs reads cold nodes. (A wrong hint would only cost the descent.)
+    void queue_insert(state& s, execution& x) const {
+        const auto p = static_cast<std::size_t>(x.priority);
+        const queued q{(static_cast<std::uint64_t>(x.priority) << round_bits) | x.round, x.seq, &x};
+        if (cfg_.fairness == admission_fairness::strict_fifo) {
+            auto hint = s.queue.begin();
+            for (std::size_t r = p + 1; r-- > 0;) {
+                if (s.last_at[r] != nullptr) {
+                    hint = std::next(s.last_at[r]->slot);
+                    break;
+                }
+            }
+            x.slot = s.queue.insert(hint, q);
+            s.last_at[p] = &x;
+        } else {
+            x.slot = s.queue.insert(q).first;
+        }
+        ++s.pending_at[p];
+    }
+
+    /// Takes the pending `x` out of the queue.
+    static void queue_erase(state& s, execution& x) noexcept {
+        const auto p = static_cast<std::size_t>(x.priority);
+        if (s.last_at[p] == &x) {
+            execution* before = nullptr;
+            if (x.slot != s.queue.begin()) {
+                execution* prev = std::prev(x.slot)->node;
+                before = prev->priority == x.priority ? prev : nullptr;
+            }
+            s.last_at[p] = before;
+        }
+        s.queue.erase(x.slot);
+        --s.pending_at[p];
     }
 
     /// Pending → running.
     void start(execution& x) {
         state& s = *s_;
-        s.queue.erase(x.slot);
+        queue_erase(s, x);
         s.pending_by_age.erase(s.pending_by_age.iterator_to(x));
+        if (!s.queue.empty()) {
+            // The new front is the next to dispatch; with a long backlog it was queued long
+            // ago and is cold. Fetch it now rather than when its dispatch waits on it.
+            prefetch_node(s.queue.begin()->node);
+        }
         if (cfg_.fairness == admission_fairness::round_robin_users) {
             s.current_round[static_cast<std::size_t>(x.priority)] = x.round;
         }
@@ -1031,7 +1304,7 @@ private:
         state& s = *s_;
         const execution_state from = x.state;
         if (from == execution_state::pending) {
-            s.queue.erase(x.slot);
+            queue_erase(s, x);
             s.pending_by_age.erase(s.pending_by_age.iterator_to(x));
         } else {
             s.running.erase(s.running.iterator_to(x));
@@ -1047,7 +1320,8 @@ private:
         user_state* u = x.user;
         x.user = nullptr;
         if (--u->load == 0) {
-            s.users.erase(s.users.find(std::string_view(u->name)));
+            s.users.erase(*u);
+            s.free_users.push_back(u);
         }
         x.payload = shared_bytes();
         x.state = execution_state::finished;
@@ -1061,10 +1335,17 @@ private:
     void trim_finished() {
         state& s = *s_;
         while (s.finished.size() > cfg_.max_retained_decisions) {
-            execution& old = s.finished.front();
+            execution& old = *s.finished.front().node;
             s.finished.pop_front();
             s.by_id.erase(old);
             release_node(old);
+        }
+        // At the retention, the next finish forgets the (now) oldest: it finished long ago,
+        // so its node and id slot are cold. Fetch them now, while the caller goes on.
+        if (!s.finished.empty() && s.finished.size() >= cfg_.max_retained_decisions) {
+            const auto& next = s.finished.front();
+            s.by_id.prefetch_erase(next.hash);
+            prefetch_node(next.node);
         }
     }
 
@@ -1080,11 +1361,11 @@ private:
     // ---- node pool and id index
 
     [[nodiscard]] execution* find_node(std::string_view id) const {
-        return s_->by_id.find(id, id_table::hash_of(id));
+        return s_->by_id.find(id, hash_string(id));
     }
 
-    /// A fresh node for `id`, indexed by it.
-    execution& new_node(std::string_view id) {
+    /// A fresh node for `id` (of hash `h`), indexed by it.
+    execution& new_node(std::string_view id, std::size_t h) {
         state& s = *s_;
         execution* x = nullptr;
         if (!s.free_nodes.empty()) {
@@ -1094,9 +1375,26 @@ private:
             x = &s.nodes.emplace_back();
         }
         x->id.assign(id);
-        x->hash = id_table::hash_of(id);
+        x->hash = h;
         s.by_id.insert(*x);
         return *x;
+    }
+
+    /// A live user `name` (of hash `h`, not live yet) with no load, indexed by it.
+    static user_state& add_user(state& s, std::string_view name, std::size_t h) {
+        user_state* u = nullptr;
+        if (!s.free_users.empty()) {
+            u = s.free_users.back();
+            s.free_users.pop_back();
+            u->load = 0;
+            u->next_round = {};
+        } else {
+            u = &s.user_nodes.emplace_back();
+        }
+        u->name.assign(name);
+        u->hash = h;
+        s.users.insert(*u);
+        return *u;
     }
 
     void release_node(execution& x) {
@@ -1145,9 +1443,8 @@ private:
                 (!round_robin && !no_rounds(u.next_round))) {
                 return false;
             }
-            previous = name;
-            auto [it, fresh] = s.users.try_emplace(name, std::move(u));
-            it->second.name = std::move(name);
+            add_user(s, name, hash_string(name)).next_round = u.next_round;
+            previous = std::move(name);
         }
         constexpr std::size_t min_live_bytes = 4 + 4 + 1 + 6 * 8 + 4;
         const auto pending_count = detail::get_count(r, min_live_bytes);
@@ -1166,6 +1463,10 @@ private:
                 return false;
             }
             x->slot = s.queue.insert(s.queue.end(), q);
+            ++s.pending_at[static_cast<std::size_t>(x->priority)];
+            if (cfg_.fairness == admission_fairness::strict_fifo) {
+                s.last_at[static_cast<std::size_t>(x->priority)] = x;
+            }
             by_seq.push_back(x);
         }
         std::sort(by_seq.begin(), by_seq.end(),
@@ -1213,7 +1514,7 @@ private:
                         outcome == static_cast<std::uint8_t>(admission_event_kind::cancelled) ||
                         outcome == static_cast<std::uint8_t>(admission_event_kind::expired)));
             if (!valid_outcome || !valid_id(id) || finished_at > s.clock ||
-                (!s.finished.empty() && s.finished.back().finished_at > finished_at) ||
+                (!s.finished.empty() && s.finished.back().node->finished_at > finished_at) ||
                 index_lookup(s, id) != nullptr) {
                 return false;
             }
@@ -1230,12 +1531,9 @@ private:
             return false;
         }
         // Every listed user is live, and its load is what the lists say.
-        for (const auto& [name, u] : s.users) {
-            if (u.load == 0) {
-                return false;
-            }
-        }
-        return true;
+        bool all_live = true;
+        s.users.for_each([&](const user_state& u) { all_live = all_live && u.load > 0; });
+        return all_live;
     }
 
     /// Reads one pending or running execution into a node of `s`; null if it is invalid.
@@ -1260,13 +1558,13 @@ private:
             index_lookup(s, id) != nullptr) {
             return nullptr;
         }
-        const auto uit = s.users.find(std::string_view(user));
-        if (uit == s.users.end()) {
+        user_state* u = s.users.find(user, hash_string(user));
+        if (u == nullptr) {
             return nullptr;
         }
         execution& x = pooled(s, id);
-        x.user = &uit->second;
-        ++uit->second.load;
+        x.user = u;
+        ++u->load;
         x.payload = shared_bytes(payload);
         x.priority = static_cast<admission_priority>(priority);
         x.round = round;
@@ -1283,12 +1581,12 @@ private:
         return !id.empty() && id.size() <= max_id_bytes;
     }
     [[nodiscard]] static const execution* index_lookup(const state& s, std::string_view id) {
-        return s.by_id.find(id, id_table::hash_of(id));
+        return s.by_id.find(id, hash_string(id));
     }
     static execution& pooled(state& s, std::string_view id) {
         execution& x = s.nodes.emplace_back();
         x.id.assign(id);
-        x.hash = id_table::hash_of(id);
+        x.hash = hash_string(id);
         s.by_id.insert(x);
         return x;
     }
