@@ -586,7 +586,7 @@ TEST_CASE("file_log: I/O errors while opening are storage_failure; temp files of
     disk.fail_next(file_op::read, std::make_error_code(std::errc::io_error), ".log", 1);
     std::tie(ec, detail) = refused(disk);
     CHECK(ec == errc::storage_failure);
-    CHECK(detail == "read segment 00000000000000000001.log: Input/output error");
+    CHECK(detail == "read segment 00000000000000000001.log offset 0: Input/output error");
     auto log = open_log(disk);
     CHECK_FALSE(disk.exists("/log/snapshot.tmp"));
     CHECK(disk.exists("/log/notes.txt")); // files the log does not know are left alone
