@@ -52,6 +52,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -1200,6 +1201,8 @@ private:
         /// What stops the recovery, with its detail (`corrupt_storage`, a failed read).
         std::error_code error;
         std::string detail;
+        /// An exception the helper thread caught (out of memory), for the recovering thread.
+        std::exception_ptr thrown;
     };
 
     /// Verifies the segments from `found[keep_from]` on and takes them into the log in order.
@@ -1246,23 +1249,32 @@ private:
         } helper{shared, {}};
         if (count >= 2 && total >= options_.parallel_recovery_bytes) {
             shared.back = count - 1; // the last segment is the helper's from the start
-            helper.thread = std::thread([this, &shared, &scans, &found, keep_from, count] {
+            auto run = [this, &shared, &scans, &found, keep_from, count] {
                 byte_vector buffer;
                 for (std::size_t k = count - 1;;) {
                     found_segment& f = found[keep_from + k];
                     segment_scan& scan = scans[k];
-                    scan.index = &scan.entries;
-                    scan.entries.reserve(f.size / 128);
-                    scan_segment(f, k + 1 == count, scan, buffer, &shared.stop);
+                    try {
+                        scan.index = &scan.entries;
+                        scan.entries.reserve(f.size / 128);
+                        scan_segment(f, k + 1 == count, scan, buffer, &shared.stop);
+                    } catch (...) {
+                        scan.thrown = std::current_exception(); // rethrown in its turn
+                    }
                     std::lock_guard lock(shared.mutex);
                     shared.done[k] = 1;
                     shared.done_changed.notify_one();
-                    if (shared.stop || shared.back <= shared.front) {
+                    if (scan.thrown || shared.stop || shared.back <= shared.front) {
                         return;
                     }
                     k = --shared.back;
                 }
-            });
+            };
+            try {
+                helper.thread = std::thread(run);
+            } catch (const std::system_error&) {
+                shared.back = count; // no thread to be had: all on this one
+            }
         }
         log_index expected = count > 0 ? found[keep_from].first : first_;
         for (std::size_t i = 0; i < count; ++i) {
@@ -1292,6 +1304,9 @@ private:
                 std::unique_lock lock(shared.mutex);
                 shared.done_changed.wait(lock, [&] { return shared.done[i] != 0; });
                 lock.unlock();
+                if (scan.thrown) {
+                    std::rethrow_exception(scan.thrown);
+                }
                 if (!scan.error) {
                     index_.insert(index_.end(), scan.entries.begin(), scan.entries.end());
                 }
