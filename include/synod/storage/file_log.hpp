@@ -30,7 +30,8 @@
 /// Threading: by default `flush` writes and syncs inline and runs the callback inside `flush`.
 /// With an `io_executor` (or `own_io_thread`), the blocking work runs there and completions
 /// are posted back through `post`; appends continue meanwhile and the next flush covers all
-/// of them. Every other member runs on the node's context.
+/// of them. Every other member runs on the node's context. `recover` verifies large logs on
+/// two threads: a helper it starts and joins before returning (`parallel_recovery_bytes`).
 
 #include <synod/core/assert.hpp>
 #include <synod/core/concepts/log_store.hpp>
@@ -1385,7 +1386,18 @@ private:
         std::uint64_t pos = wal::segment_header_size;
         std::optional<std::uint64_t> torn_at;
         std::string why;
+        // Checked once per window and once per record read on its own.
+        auto abandoned = [&] {
+            if (stop != nullptr && stop->load(std::memory_order_relaxed)) {
+                out.error = errc::storage_failure; // recovery failed before this segment
+                return true;
+            }
+            return false;
+        };
         while (pos < size) {
+            if (abandoned()) {
+                return;
+            }
             // The common case: whole, well-formed records in the window, verified three at a
             // time (`wal::verify_records`). A record that fails, or does not fit in the
             // window, goes to the careful path below.
@@ -1419,8 +1431,7 @@ private:
                 } else if (pos == window_at) {
                     break;
                 }
-                if (stop != nullptr && stop->load(std::memory_order_relaxed)) {
-                    out.error = errc::storage_failure; // abandoned: recovery already failed
+                if (abandoned()) {
                     return;
                 }
                 // Near the end of the window (or before the first read): read on from here.
