@@ -210,10 +210,33 @@ struct repair_counts {
     std::size_t files_removed = 0;
 };
 
+storage::file_log_options two_thread_options() {
+    storage::file_log_options o = crash_options();
+    o.parallel_recovery_bytes = 0; // the segments verified on two threads
+    return o;
+}
+
 /// Recovers the log from `image` and judges it; also checks that a second recovery (after the
-/// first one's repairs) sees the same log.
+/// first one's repairs) sees the same log, and that a recovery that verifies the segments on
+/// two threads (of a copy of the image) sees it too.
 std::string check_image(recording_files image, const crash_model& model,
                         repair_counts* repairs = nullptr) {
+    std::string two_thread_view;
+    {
+        recording_files twin = image.crash_image();
+        recorded_log log(two_thread_options(), twin);
+        if (auto ec = log.recover()) {
+            return "recovery on two threads failed: " + ec.message() + ": " +
+                   log.last_error_detail();
+        }
+        if (auto why = model.judge(log); !why.empty()) {
+            return "on two threads: " + why;
+        }
+        std::ostringstream view;
+        view << log.first_index() << ".." << log.last_index() << " term "
+             << log.saved_hard_state().current_term;
+        two_thread_view = view.str();
+    }
     std::string first_view;
     for (int round = 0; round < 2; ++round) {
         recorded_log log(crash_options(), image);
@@ -233,6 +256,10 @@ std::string check_image(recording_files image, const crash_model& model,
              << log.saved_hard_state().current_term;
         if (round == 0) {
             first_view = view.str();
+            if (first_view != two_thread_view) {
+                return "a recovery on two threads saw " + two_thread_view + ", on one " +
+                       first_view;
+            }
         } else if (view.str() != first_view) {
             return "a second recovery saw " + view.str() + ", the first " + first_view;
         }
@@ -411,7 +438,8 @@ TEST_CASE("file_log crash consistency: at every crash point of a workload, with 
 }
 
 TEST_CASE("file_log crash consistency: every single-bit flip in flushed data — records, segment "
-          "headers, the hard_state and snapshot files — is detected at open") {
+          "headers, the hard_state and snapshot files — is detected at open, with the same "
+          "detail when the segments are verified on two threads") {
     recording_files disk;
     {
         recorded_log log(crash_options(), disk);
@@ -454,13 +482,22 @@ TEST_CASE("file_log crash consistency: every single-bit flip in flushed data —
                     ec = log.recover();
                     detail = log.last_error_detail();
                 }
+                std::error_code ec2;
+                std::string detail2;
+                {
+                    recorded_log log(two_thread_options(), image);
+                    ec2 = log.recover();
+                    detail2 = log.last_error_detail();
+                }
                 image.flip_bit(path, offset, bit);
                 ++flips;
                 if (ec != errc::corrupt_storage ||
-                    detail.find(name + " offset ") == std::string::npos) {
+                    detail.find(name + " offset ") == std::string::npos || ec2 != ec ||
+                    detail2 != detail) {
                     FAIL("flip of bit " << bit << " at " << path << " offset " << offset
                                         << " gave '" << ec.message() << "', detail '" << detail
-                                        << "'");
+                                        << "'; on two threads '" << ec2.message() << "', '"
+                                        << detail2 << "'");
                 }
             }
         }

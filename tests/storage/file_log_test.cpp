@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <sstream>
 #include <string>
 
 SYNOD_LOG_STORE_CONFORMANCE(synod::test::file_log_fixture, synod::test::recording_file_log_fixture,
@@ -474,6 +475,122 @@ TEST_CASE("file_log: a torn tail at the end of the last segment is cut off at re
     }
 }
 
+TEST_CASE("file_log: recovery on two threads (parallel_recovery_bytes) loads the same log, "
+          "reports the same first damage or read error with its file and offset, and cuts the "
+          "same torn tail") {
+    recording_files pristine;
+    {
+        auto log = open_log(pristine, options(1024));
+        for (std::uint64_t i = 1; i <= 120; i += 10) {
+            REQUIRE_FALSE(log->append(make_entries(i, i + 9, 1 + i / 40, 37 + i)));
+            REQUIRE_FALSE(
+                log->save_hard_state({term{1 + i / 40}, node_id{1 + i % 3}, log_index{i}}));
+            REQUIRE_FALSE(flush(*log));
+        }
+    }
+    const auto names = pristine.files();
+    const auto segment_count = static_cast<std::size_t>(std::count_if(
+        names.begin(), names.end(), [](const std::string& n) { return n.ends_with(".log"); }));
+    REQUIRE(segment_count > 10);
+    const std::string last_segment = "/log/" + storage::wal::segment_file_name(segment_count);
+    auto parallel = [] {
+        storage::file_log_options o = options(1024);
+        o.parallel_recovery_bytes = 0;
+        return o;
+    };
+    auto sequential = [] {
+        storage::file_log_options o = options(1024);
+        o.parallel_recovery_bytes = UINT64_MAX;
+        return o;
+    };
+    // The same outcome both ways, whatever `damage` did to the disk.
+    auto both_ways = [&](auto&& damage) {
+        std::pair<std::error_code, std::string> outcome[2];
+        std::string logs[2];
+        for (int k = 0; k < 2; ++k) {
+            auto disk = pristine.crash_image();
+            damage(disk);
+            recorded_log log(k == 0 ? sequential() : parallel(), disk);
+            outcome[k] = {log.recover(), log.last_error_detail()};
+            if (!outcome[k].first) {
+                std::vector<log_entry> all;
+                REQUIRE_FALSE(log.entries(log.first_index(), log.last_index() + 1, SIZE_MAX, all));
+                std::ostringstream view;
+                view << log.first_index() << ".." << log.last_index() << " "
+                     << log.saved_hard_state().current_term << "/"
+                     << log.saved_hard_state().voted_for << "/" << log.saved_hard_state().commit
+                     << " " << disk.contents(last_segment)->size();
+                for (const log_entry& e : all) {
+                    view << " " << e.term << ":" << e.payload.size();
+                }
+                logs[k] = view.str();
+            }
+        }
+        CHECK(outcome[1].first == outcome[0].first);
+        CHECK(outcome[1].second == outcome[0].second);
+        CHECK(logs[1] == logs[0]);
+        return outcome[1];
+    };
+    SUBCASE("intact") {
+        const auto [ec, detail] = both_ways([](recording_files&) {});
+        CHECK_FALSE(ec);
+        auto log = open_log(pristine.crash_image(), parallel());
+        CHECK(log->last_index() == log_index{120});
+        CHECK(log->saved_hard_state() == hard_state{term{3}, node_id{1}, log_index{111}});
+    }
+    SUBCASE("damage in two segments: the first is reported") {
+        const auto [ec, detail] = both_ways([&](recording_files& disk) {
+            disk.flip_bit("/log/" + storage::wal::segment_file_name(3), 100, 2);
+            disk.flip_bit(last_segment, 70, 5);
+        });
+        CHECK(ec == errc::corrupt_storage);
+        CHECK(detail.starts_with("segment " + storage::wal::segment_file_name(3) + " offset "));
+    }
+    SUBCASE("damage in the last segment only, verified by the helper") {
+        const auto [ec, detail] =
+            both_ways([&](recording_files& disk) { disk.flip_bit(last_segment, 70, 5); });
+        CHECK(ec == errc::corrupt_storage);
+        CHECK(detail ==
+              "segment " + storage::wal::segment_file_name(segment_count) + " offset 32: bad CRC");
+    }
+    SUBCASE("a read error in the last segment, verified by the helper") {
+        const auto [ec, detail] = both_ways([&](recording_files& disk) {
+            // Skips the read of its header while the segments are opened.
+            disk.fail_next(file_op::read, std::make_error_code(std::errc::io_error),
+                           storage::wal::segment_file_name(segment_count), 1);
+        });
+        CHECK(ec == errc::storage_failure);
+        CHECK(detail == "read segment " + storage::wal::segment_file_name(segment_count) +
+                            " offset 0: Input/output error");
+    }
+    SUBCASE("a read error in the first segment, and damage after it") {
+        const auto [ec, detail] = both_ways([&](recording_files& disk) {
+            disk.flip_bit(last_segment, 70, 5);
+            disk.fail_next(file_op::read, std::make_error_code(std::errc::io_error),
+                           storage::wal::segment_file_name(1), 1);
+        });
+        CHECK(ec == errc::storage_failure);
+        CHECK(detail == "read segment " + storage::wal::segment_file_name(1) +
+                            " offset 0: Input/output error");
+    }
+    SUBCASE("a segment missing in the middle") {
+        const auto [ec, detail] = both_ways([&](recording_files& disk) {
+            disk.remove("/log/" + storage::wal::segment_file_name(5));
+        });
+        CHECK(ec == errc::corrupt_storage);
+        CHECK(detail.find("a segment is missing") != std::string::npos);
+    }
+    SUBCASE("a torn tail in the last segment is cut off") {
+        const byte_vector good = *pristine.contents(last_segment);
+        const auto [ec, detail] = both_ways([&](recording_files& disk) {
+            byte_vector torn = good;
+            torn.resize(good.size() + 700); // the size reached disk, the data did not
+            disk.put_durable(last_segment, torn);
+        });
+        CHECK_FALSE(ec);
+    }
+}
+
 TEST_CASE("file_log: entries evicted from the cache are read back from disk; damage there is "
           "corrupt_storage, an I/O error storage_failure, and term_at never reads") {
     recording_files disk;
@@ -586,7 +703,7 @@ TEST_CASE("file_log: I/O errors while opening are storage_failure; temp files of
     disk.fail_next(file_op::read, std::make_error_code(std::errc::io_error), ".log", 1);
     std::tie(ec, detail) = refused(disk);
     CHECK(ec == errc::storage_failure);
-    CHECK(detail == "read segment 00000000000000000001.log: Input/output error");
+    CHECK(detail == "read segment 00000000000000000001.log offset 0: Input/output error");
     auto log = open_log(disk);
     CHECK_FALSE(disk.exists("/log/snapshot.tmp"));
     CHECK(disk.exists("/log/notes.txt")); // files the log does not know are left alone

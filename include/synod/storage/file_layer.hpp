@@ -32,8 +32,9 @@
 /// | `f.unlock(h)` | releases the lock and closes `h` |
 ///
 /// Concurrency: a log may call `read_at` on its own thread while one other thread runs its
-/// flush work through the same layer; models must allow that (POSIX calls do; the recording
-/// model takes a lock).
+/// flush work through the same layer, and recovery may call `read_at` (on different files)
+/// from its own thread and a helper thread at once; models must allow that (POSIX calls do;
+/// the recording model takes a lock).
 
 #include <synod/core/bytes.hpp>
 

@@ -30,7 +30,8 @@
 /// Threading: by default `flush` writes and syncs inline and runs the callback inside `flush`.
 /// With an `io_executor` (or `own_io_thread`), the blocking work runs there and completions
 /// are posted back through `post`; appends continue meanwhile and the next flush covers all
-/// of them. Every other member runs on the node's context.
+/// of them. Every other member runs on the node's context. `recover` verifies large logs on
+/// two threads: a helper it starts and joins before returning (`parallel_recovery_bytes`).
 
 #include <synod/core/assert.hpp>
 #include <synod/core/concepts/log_store.hpp>
@@ -46,11 +47,13 @@
 #include <synod/storage/wal_format.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -59,6 +62,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -87,6 +91,11 @@ struct file_log_options {
     /// Told of every error the log reports, with its detail (which file, which offset, why),
     /// on the node's context.
     std::function<void(std::error_code, std::string_view)> on_error{};
+    /// Recovery verifies segments on two threads when those to verify hold at least this many
+    /// bytes in all (and are two or more): a helper thread, started by `recover` and joined
+    /// before it returns, takes segments from the end of the log while the recovering thread
+    /// takes them from the start. 0: whenever there are two segments; UINT64_MAX: never.
+    std::uint64_t parallel_recovery_bytes = std::uint64_t{16} << 20;
 };
 
 template <file_layer Files = posix_files>
@@ -1140,32 +1149,8 @@ private:
                               ": entries are missing");
         }
         best_hard_state_ = {stored_state_.sequence, stored_state_.state};
-        log_index expected = keep_from < found.size() ? found[keep_from].first : first_;
-        for (std::size_t k = keep_from; k < found.size(); ++k) {
-            found_segment& f = found[k];
-            if (f.first != expected) {
-                return report(errc::corrupt_storage,
-                              "segment " + file_name(f.path) + " offset 16: starts at " +
-                                  std::to_string(f.first.value()) + ", expected " +
-                                  std::to_string(expected.value()) + ": a segment is missing");
-            }
-            if (k == keep_from) {
-                index_.reserve(f.size / 128); // a first guess; refined below
-            }
-            if (auto ec = scan_segment(f, k + 1 == found.size(), expected)) {
-                return ec;
-            }
-            if (k == keep_from && k + 1 < found.size() && !index_.empty()) {
-                // Size the index once, from the first segment's bytes per entry, rather than
-                // copying it each time it doubles.
-                std::uint64_t rest = 0;
-                for (std::size_t j = k + 1; j < found.size(); ++j) {
-                    rest += found[j].size;
-                }
-                const std::uint64_t per_entry = std::max<std::uint64_t>(
-                    wal::record_size(wal::entry_body_prefix), f.size / index_.size());
-                index_.reserve(index_.size() + rest / per_entry + rest / per_entry / 8 + 16);
-            }
+        if (auto ec = scan_segments(found, keep_from)) {
+            return ec;
         }
         hard_state_ = best_hard_state_.state;
         // Segments that began before the log's start and hold only compacted entries: the
@@ -1199,45 +1184,220 @@ private:
         return {};
     }
 
-    /// Verifies one segment's records and indexes its entries. In the last segment, damage
-    /// that looks like a torn write ends the log there (and is cut off); anywhere else, and
-    /// any damage that does not look torn, is `corrupt_storage`.
-    std::error_code scan_segment(found_segment& f, bool last, log_index& expected) {
+    /// What verifying one segment found; taken into the log (`take_segment`) in segment
+    /// order.
+    struct segment_scan {
+        /// Where its entries go: the log's index when the recovering thread verifies the
+        /// segment in its turn, `entries` when the helper thread verifies it ahead.
+        std::vector<slot>* index = nullptr;
+        std::vector<slot> entries;
+        /// The index the next entry must have: at the start, the segment's first index.
+        log_index expected;
+        /// Its newest hard-state record, if newer than the one recovery started from.
+        wal::hard_state_record best_hard_state;
+        hard_state_position hard_state_at;
+        std::uint64_t hard_state_sequence = 0;
+        std::uint64_t end = 0; ///< where its last intact record ends
+        std::optional<std::uint64_t> torn_at;
+        /// What stops the recovery, with its detail (`corrupt_storage`, a failed read).
+        std::error_code error;
+        std::string detail;
+        /// An exception the helper thread caught (out of memory), for the recovering thread.
+        std::exception_ptr thrown;
+    };
+
+    /// Verifies the segments from `found[keep_from]` on and takes them into the log in order.
+    ///
+    /// When they hold `options.parallel_recovery_bytes` or more, a helper thread verifies
+    /// segments from the last one backwards while this thread works forwards from the first;
+    /// they meet in the middle. A segment the helper verified is taken into the log only when
+    /// this thread reaches it, after every segment before it, so recovery reports the same
+    /// first error and repairs the same torn tail as when it verifies one after another; a
+    /// segment is verified on its own either way (from the first index its header names).
+    std::error_code scan_segments(std::vector<found_segment>& found, std::size_t keep_from) {
+        const std::size_t count = found.size() - keep_from;
+        std::vector<segment_scan> scans(count);
+        std::uint64_t total = 0;
+        for (std::size_t i = 0; i < count; ++i) {
+            total += found[keep_from + i].size;
+            scans[i].expected = found[keep_from + i].first;
+            scans[i].best_hard_state = best_hard_state_;
+        }
+        // Shared with the helper: which segments each thread has claimed, and which of the
+        // helper's are done. \invariant front <= back; [0, front) is this thread's,
+        // [back, count) the helper's. The helper starts with the last segment, so it always
+        // has one to verify (however fast this thread is).
+        struct shared_state {
+            std::mutex mutex;
+            std::condition_variable done_changed;
+            std::size_t front = 1; // the first segment is always this thread's
+            std::size_t back = 0;
+            std::vector<char> done;
+            std::atomic<bool> stop{false};
+        } shared;
+        shared.back = count;
+        shared.done.assign(count, 0);
+        // Joined on every way out; a helper still verifying stops at its next window.
+        struct helper_thread {
+            shared_state& shared;
+            std::thread thread;
+            ~helper_thread() {
+                if (thread.joinable()) {
+                    shared.stop = true;
+                    thread.join();
+                }
+            }
+        } helper{shared, {}};
+        if (count >= 2 && total >= options_.parallel_recovery_bytes) {
+            shared.back = count - 1; // the last segment is the helper's from the start
+            auto run = [this, &shared, &scans, &found, keep_from, count] {
+                byte_vector buffer;
+                for (std::size_t k = count - 1;;) {
+                    found_segment& f = found[keep_from + k];
+                    segment_scan& scan = scans[k];
+                    try {
+                        scan.index = &scan.entries;
+                        scan.entries.reserve(f.size / 128);
+                        scan_segment(f, k + 1 == count, scan, buffer, &shared.stop);
+                    } catch (...) {
+                        scan.thrown = std::current_exception(); // rethrown in its turn
+                    }
+                    std::lock_guard lock(shared.mutex);
+                    shared.done[k] = 1;
+                    shared.done_changed.notify_one();
+                    if (scan.thrown || shared.stop || shared.back <= shared.front) {
+                        return;
+                    }
+                    k = --shared.back;
+                }
+            };
+            try {
+                helper.thread = std::thread(run);
+            } catch (const std::system_error&) {
+                shared.back = count; // no thread to be had: all on this one
+            }
+        }
+        log_index expected = count > 0 ? found[keep_from].first : first_;
+        for (std::size_t i = 0; i < count; ++i) {
+            found_segment& f = found[keep_from + i];
+            if (f.first != expected) {
+                return report(errc::corrupt_storage,
+                              "segment " + file_name(f.path) + " offset 16: starts at " +
+                                  std::to_string(f.first.value()) + ", expected " +
+                                  std::to_string(expected.value()) + ": a segment is missing");
+            }
+            segment_scan& scan = scans[i];
+            bool mine = false;
+            {
+                std::lock_guard lock(shared.mutex);
+                mine = i < shared.back;
+                if (mine) {
+                    shared.front = std::max(shared.front, i + 1);
+                }
+            }
+            if (mine) {
+                if (i == 0) {
+                    index_.reserve(f.size / 128); // a first guess; refined below
+                }
+                scan.index = &index_;
+                scan_segment(f, i + 1 == count, scan, scan_buffer_, nullptr);
+            } else {
+                std::unique_lock lock(shared.mutex);
+                shared.done_changed.wait(lock, [&] { return shared.done[i] != 0; });
+                lock.unlock();
+                if (scan.thrown) {
+                    std::rethrow_exception(scan.thrown);
+                }
+                if (!scan.error) {
+                    index_.insert(index_.end(), scan.entries.begin(), scan.entries.end());
+                }
+            }
+            if (auto ec = take_segment(f, scan)) {
+                return ec;
+            }
+            expected = scan.expected;
+            if (i == 0 && count > 1 && !index_.empty()) {
+                // Size the index once, from the first segment's bytes per entry, rather than
+                // copying it each time it doubles.
+                std::uint64_t rest = 0;
+                for (std::size_t j = 1; j < count; ++j) {
+                    rest += found[keep_from + j].size;
+                }
+                const std::uint64_t per_entry = std::max<std::uint64_t>(
+                    wal::record_size(wal::entry_body_prefix), f.size / index_.size());
+                index_.reserve(index_.size() + rest / per_entry + rest / per_entry / 8 + 16);
+            }
+        }
+        return {};
+    }
+
+    /// Verifies one segment's records and indexes its entries into `out`; reads the file
+    /// through `buffer` and changes nothing else, so a helper thread can run it (`stop`, if
+    /// given, abandons it). In the last segment, damage that looks like a torn write ends
+    /// the log there (`out.torn_at`); anywhere else, and any damage that does not look torn,
+    /// is `corrupt_storage`.
+    void scan_segment(const found_segment& f, bool last, segment_scan& out, byte_vector& buffer,
+                      const std::atomic<bool>* stop) {
         // The scan reads through a window of the file into a buffer it reuses, which stays in
         // the CPU's cache; copying a whole segment into fresh memory costs more than the
         // checksums.
+        //
+        // Each window is read from the page boundary at or before where it must start, into a
+        // page-aligned buffer, so the kernel copies whole pages to whole pages: on some CPUs
+        // (the AMD EPYC of docs/performance.md) its copy runs 5-10 times slower when the
+        // destination sits a few bytes past the source's offset within a page.
         std::uint64_t size = f.size;
         std::uint64_t window_at = 0;
         std::size_t window_size = 0;
         std::error_code read_error;
-        // Reads the window from `at`, to make [at, at + n) readable; false if the file ends
-        // first (then `size` is where it ends) or a read failed (`read_error`).
+        std::uint64_t read_error_at = 0;
+        std::byte* window_data = nullptr;
+        // Reads a window that starts at or before `at`, to make [at, at + n) readable; false if
+        // the file ends first (then `size` is where it ends) or a read failed (`read_error`).
         auto fetch_at = [&](std::uint64_t at, std::uint64_t n) {
+            const std::uint64_t start = at / page_size * page_size;
+            const std::uint64_t need = at - start + n;
             const std::size_t want = static_cast<std::size_t>(
-                std::min<std::uint64_t>(std::max<std::uint64_t>(scan_window, n), size - at));
-            if (scan_buffer_.size() < want) {
-                scan_buffer_.resize(want);
+                std::min<std::uint64_t>(std::max<std::uint64_t>(scan_window, need), size - start));
+            if (buffer.size() < want + page_size) {
+                buffer.resize(want + page_size);
             }
+            window_data =
+                buffer.data() +
+                (page_size - reinterpret_cast<std::uintptr_t>(buffer.data()) % page_size) %
+                    page_size;
             std::size_t got = 0;
-            read_error = files_.read_at(f.handle, at, std::span(scan_buffer_.data(), want), got);
-            window_at = at;
+            read_error = files_.read_at(f.handle, start, std::span(window_data, want), got);
+            read_error_at = start;
+            window_at = start;
             window_size = read_error ? 0 : got;
-            if (!read_error && got < n) {
-                size = at + got; // the file is shorter than its size said a moment ago
+            if (!read_error && got < need) {
+                size = start + got; // the file is shorter than its size said a moment ago
             }
-            return !read_error && got >= n;
+            return !read_error && got >= need;
         };
         // Makes [at, at + n) readable, reading only if the window does not hold it already.
         auto fetch = [&](std::uint64_t at, std::uint64_t n) {
             return (at >= window_at && at + n <= window_at + window_size) || fetch_at(at, n);
         };
         auto bytes = [&](std::uint64_t at, std::uint64_t n) {
-            return byte_span(scan_buffer_.data() + (at - window_at), static_cast<std::size_t>(n));
+            return byte_span(window_data + (at - window_at), static_cast<std::size_t>(n));
         };
         std::uint64_t pos = wal::segment_header_size;
         std::optional<std::uint64_t> torn_at;
         std::string why;
+        // Checked once per window and once per record read on its own.
+        auto abandoned = [&] {
+            if (stop != nullptr && stop->load(std::memory_order_relaxed)) {
+                out.error = errc::storage_failure; // recovery failed before this segment
+                return true;
+            }
+            return false;
+        };
         while (pos < size) {
+            if (abandoned()) {
+                return;
+            }
             // The common case: whole, well-formed records in the window, verified three at a
             // time (`wal::verify_records`). A record that fails, or does not fit in the
             // window, goes to the careful path below.
@@ -1250,16 +1410,18 @@ private:
                     const std::size_t stop = wal::verify_records(
                         window, static_cast<std::size_t>(pos - window_at),
                         [&](std::size_t at, const wal::record_header& h, byte_span body) {
-                            if (index_entry(h, body, window_at + at, expected)) {
+                            if (index_entry(h, body, window_at + at, out)) {
                                 return true;
                             }
-                            take_error = index_record(f, h, body, window_at + at, expected, why);
+                            take_error = index_record(f, h, body, window_at + at, out, why);
                             return !take_error;
                         });
                     const std::uint64_t stopped_at = window_at + stop;
                     if (take_error) {
-                        return report(take_error, "segment " + file_name(f.path) + " offset " +
-                                                      std::to_string(stopped_at) + ": " + why);
+                        out.error = take_error;
+                        out.detail = "segment " + file_name(f.path) + " offset " +
+                                     std::to_string(stopped_at) + ": " + why;
+                        return;
                     }
                     const bool moved = stopped_at != pos;
                     pos = stopped_at;
@@ -1268,6 +1430,9 @@ private:
                     }
                 } else if (pos == window_at) {
                     break;
+                }
+                if (abandoned()) {
+                    return;
                 }
                 // Near the end of the window (or before the first read): read on from here.
                 // Less than half the window is read twice, however large the records.
@@ -1303,9 +1468,11 @@ private:
                 why = "bad CRC";
             } else {
                 const byte_span body = record.subspan(wal::record_header_size, h->body_length);
-                if (auto ec = index_record(f, *h, body, pos, expected, why)) {
-                    return report(ec, "segment " + file_name(f.path) + " offset " +
-                                          std::to_string(pos) + ": " + why);
+                if (auto ec = index_record(f, *h, body, pos, out, why)) {
+                    out.error = ec;
+                    out.detail = "segment " + file_name(f.path) + " offset " + std::to_string(pos) +
+                                 ": " + why;
+                    return;
                 }
                 pos = *end;
                 continue;
@@ -1315,6 +1482,7 @@ private:
                 byte_vector file(static_cast<std::size_t>(size));
                 std::size_t got = 0;
                 if ((read_error = files_.read_at(f.handle, 0, file, got))) {
+                    read_error_at = 0;
                     break;
                 }
                 file.resize(got);
@@ -1323,16 +1491,35 @@ private:
                     break;
                 }
             }
-            return report(errc::corrupt_storage, "segment " + file_name(f.path) + " offset " +
-                                                     std::to_string(pos) + ": " + why);
+            out.error = errc::corrupt_storage;
+            out.detail =
+                "segment " + file_name(f.path) + " offset " + std::to_string(pos) + ": " + why;
+            return;
         }
         if (read_error) {
-            return report(classify(read_error),
-                          "read segment " + file_name(f.path) + ": " + read_error.message());
+            out.error = classify(read_error);
+            out.detail = "read segment " + file_name(f.path) + " offset " +
+                         std::to_string(read_error_at) + ": " + read_error.message();
+            return;
         }
-        if (torn_at) {
+        out.end = pos;
+        out.torn_at = torn_at;
+    }
+
+    /// Takes a verified segment into the log: reports what stopped its verification, or
+    /// cuts off its torn tail, durably, and adds it to the segments.
+    std::error_code take_segment(found_segment& f, segment_scan& scan) {
+        if (scan.error) {
+            return report(scan.error, std::move(scan.detail));
+        }
+        hard_state_sequence_ = std::max(hard_state_sequence_, scan.hard_state_sequence);
+        if (scan.best_hard_state.sequence > best_hard_state_.sequence) {
+            best_hard_state_ = scan.best_hard_state;
+            hard_state_at_ = scan.hard_state_at;
+        }
+        if (scan.torn_at) {
             // Never flushed: cut it off, durably, before anything is appended after it.
-            if (auto ec = files_.truncate(f.handle, *torn_at)) {
+            if (auto ec = files_.truncate(f.handle, *scan.torn_at)) {
                 return report(classify(ec),
                               "truncate segment " + file_name(f.path) + ": " + ec.message());
             }
@@ -1345,20 +1532,20 @@ private:
         s.number = f.number;
         s.path = f.path;
         s.first = f.first;
-        s.last = expected - 1;
+        s.last = scan.expected - 1;
         s.handle = f.handle;
         s.on_disk = true;
-        s.written = torn_at.value_or(pos);
+        s.written = scan.torn_at.value_or(scan.end);
         f.handle = {};
         segments_.push_back(std::move(s));
-        last_ = std::max(last_, expected - 1);
+        last_ = std::max(last_, scan.expected - 1);
         return {};
     }
 
     /// The usual case of `index_record`, small enough to inline into the scan: a well-formed
     /// entry in its place. False leaves the record to `index_record`.
     bool index_entry(const wal::record_header& h, byte_span body, std::uint64_t pos,
-                     log_index& expected) {
+                     segment_scan& out) const {
         using wal::format_detail::load_masked;
         if (h.type != wal::record_type::entry || body.size() < wal::entry_body_prefix) {
             return false;
@@ -1366,24 +1553,24 @@ private:
         const std::byte* b = body.data();
         const log_index index{load_masked<std::uint64_t>(b + 8, h.mask)};
         if (load_masked<std::uint32_t>(b + 17, h.mask) != body.size() - wal::entry_body_prefix ||
-            (std::to_integer<std::uint8_t>(b[16]) ^ h.mask) > max_entry_kind || index != expected ||
-            pos > UINT32_MAX) {
+            (std::to_integer<std::uint8_t>(b[16]) ^ h.mask) > max_entry_kind ||
+            index != out.expected || pos > UINT32_MAX) {
             return false;
         }
         if (index >= first_) {
-            index_.push_back({term{load_masked<std::uint64_t>(b, h.mask)},
-                              static_cast<std::uint32_t>(pos),
-                              static_cast<std::uint32_t>(body.size())});
+            out.index->push_back({term{load_masked<std::uint64_t>(b, h.mask)},
+                                  static_cast<std::uint32_t>(pos),
+                                  static_cast<std::uint32_t>(body.size())});
         }
-        expected = index + 1;
+        out.expected = index + 1;
         return true;
     }
 
     /// Checks one intact record's contents and takes it into the index (an entry) or the
     /// hard-state candidates, or says what is wrong with it.
     std::error_code index_record(const found_segment& f, const wal::record_header& h,
-                                 byte_span body, std::uint64_t pos, log_index& expected,
-                                 std::string& why) {
+                                 byte_span body, std::uint64_t pos, segment_scan& out,
+                                 std::string& why) const {
         using wal::format_detail::load_masked;
         if (h.type == wal::record_type::entry && body.size() >= wal::entry_body_prefix) [[likely]] {
             const std::byte* b = body.data();
@@ -1391,18 +1578,18 @@ private:
             const auto payload = load_masked<std::uint32_t>(b + 17, h.mask);
             const auto kind = std::to_integer<std::uint8_t>(b[16]) ^ h.mask;
             if (payload == body.size() - wal::entry_body_prefix && kind <= max_entry_kind &&
-                index == expected && pos <= UINT32_MAX) [[likely]] {
+                index == out.expected && pos <= UINT32_MAX) [[likely]] {
                 if (index >= first_) {
-                    index_.push_back({term{load_masked<std::uint64_t>(b, h.mask)},
-                                      static_cast<std::uint32_t>(pos),
-                                      static_cast<std::uint32_t>(body.size())});
+                    out.index->push_back({term{load_masked<std::uint64_t>(b, h.mask)},
+                                          static_cast<std::uint32_t>(pos),
+                                          static_cast<std::uint32_t>(body.size())});
                 }
-                expected = index + 1;
+                out.expected = index + 1;
                 return {};
             }
-            if (index != expected) {
+            if (index != out.expected) {
                 why = "entry " + std::to_string(index.value()) + " where " +
-                      std::to_string(expected.value()) + " belongs";
+                      std::to_string(out.expected.value()) + " belongs";
             } else if (pos > UINT32_MAX) {
                 why = "record beyond 4 GiB into its segment";
             } else {
@@ -1419,10 +1606,10 @@ private:
             why = "malformed hard-state record";
             return errc::corrupt_storage;
         }
-        hard_state_sequence_ = std::max(hard_state_sequence_, r->sequence);
-        if (r->sequence > best_hard_state_.sequence) {
-            best_hard_state_ = *r;
-            hard_state_at_ = {f.number, pos};
+        out.hard_state_sequence = std::max(out.hard_state_sequence, r->sequence);
+        if (r->sequence > out.best_hard_state.sequence) {
+            out.best_hard_state = *r;
+            out.hard_state_at = {f.number, pos};
         }
         return {};
     }
@@ -1551,6 +1738,8 @@ private:
     /// Recovery's read window (see scan_segment), sized to stay in a core's L2 cache.
     byte_vector scan_buffer_;
     static constexpr std::size_t scan_window = std::size_t{256} << 10;
+    /// Recovery reads from page boundaries into a page-aligned buffer (see scan_segment).
+    static constexpr std::size_t page_size = 4096;
 };
 
 using file_log = basic_file_log<posix_files>;
