@@ -539,34 +539,64 @@ private:
 #endif
     }
 
+    /// Reads the other side's 36 handshake bytes and hands `on` the decoded handshake, or
+    /// closes the connection if it ends or fails first.
+    template <class OnHandshake>
+    void read_handshake(const connection_ptr& c, OnHandshake on) {
+        boost::asio::async_read(c->stream, boost::asio::buffer(c->handshake_buffer),
+                                [self = this->shared_from_this(), c,
+                                 on = std::move(on)](error_code ec, std::size_t) mutable {
+                                    if (self->closed_ || !c->open) {
+                                        return;
+                                    }
+                                    if (ec) {
+                                        // Over TLS 1.3 a refused client certificate surfaces here, on the first
+                                        // read after the handshake.
+                                        return self->close(c, ec == boost::asio::error::eof
+                                                                  ? close_reason::peer_closed
+                                                                  : close_reason::io_error);
+                                    }
+                                    handshake h;
+                                    on(h, decode_handshake(byte_span(c->handshake_buffer), h));
+                                });
+    }
+
+    /// Writes `h`; `then()` runs once it is written (not if the connection failed first).
+    template <class Then>
+    void write_handshake(const connection_ptr& c, const handshake& h, Then then) {
+        auto bytes = std::make_shared<handshake_bytes>(encode_handshake(h));
+        boost::asio::async_write(c->stream, boost::asio::buffer(*bytes),
+                                 [self = this->shared_from_this(), c, bytes,
+                                  then = std::move(then)](error_code ec, std::size_t) mutable {
+                                     if (self->closed_ || !c->open) {
+                                         return;
+                                     }
+                                     if (ec) {
+                                         return self->close(c, close_reason::io_error);
+                                     }
+                                     then();
+                                 });
+    }
+
     void read_hello(const connection_ptr& c) {
-        boost::asio::async_read(
-            c->stream, boost::asio::buffer(c->handshake_buffer),
-            [self = this->shared_from_this(), c](error_code ec, std::size_t) {
-                if (self->closed_ || !c->open) {
-                    return;
-                }
-                if (ec) {
-                    return self->close(c, ec == boost::asio::error::eof ? close_reason::peer_closed
-                                                                        : close_reason::io_error);
-                }
-                handshake h;
-                close_reason why = decode_handshake(byte_span(c->handshake_buffer), h);
-                if (why == close_reason::none) {
-                    why = self->check_hello(h);
-                }
-                if (why == close_reason::none &&
-                    !self->security_.verify_identity(c->stream, h.from)) {
-                    why = close_reason::wrong_identity;
-                }
-                if (why != close_reason::none) {
-                    return self->refuse(c, why, h.from);
-                }
-                c->peer = h.from;
-                self->answer(c,
-                             handshake{handshake_kind::accept, close_reason::none, protocol_version,
-                                       self->cfg_.cluster_id, self->cfg_.self, h.from});
-            });
+        read_handshake(c, [self = this->shared_from_this(), c](const handshake& h,
+                                                               close_reason why) {
+            if (why == close_reason::none) {
+                why = self->check_hello(h);
+            }
+            if (why == close_reason::none && !self->security_.verify_identity(c->stream, h.from)) {
+                why = close_reason::wrong_identity;
+            }
+            if (why != close_reason::none) {
+                return self->refuse(c, why, h.from);
+            }
+            c->peer = h.from;
+            self->write_handshake(c,
+                                  handshake{handshake_kind::accept, close_reason::none,
+                                            protocol_version, self->cfg_.cluster_id,
+                                            self->cfg_.self, h.from},
+                                  [self, c] { self->establish(c); });
+        });
     }
 
     [[nodiscard]] close_reason check_hello(const handshake& h) const {
@@ -606,21 +636,6 @@ private:
                 if (!self->closed_) {
                     self->close(c, close_reason::none);
                 }
-            });
-    }
-
-    void answer(const connection_ptr& c, const handshake& reply) {
-        auto bytes = std::make_shared<handshake_bytes>(encode_handshake(reply));
-        boost::asio::async_write(
-            c->stream, boost::asio::buffer(*bytes),
-            [self = this->shared_from_this(), c, bytes](error_code ec, std::size_t) {
-                if (self->closed_ || !c->open) {
-                    return;
-                }
-                if (ec) {
-                    return self->close(c, close_reason::io_error);
-                }
-                self->establish(c);
             });
     }
 
@@ -675,58 +690,36 @@ private:
     }
 
     void send_hello(const connection_ptr& c) {
-        auto bytes = std::make_shared<handshake_bytes>(
-            encode_handshake(handshake{handshake_kind::hello, close_reason::none, protocol_version,
-                                       cfg_.cluster_id, cfg_.self, c->peer}));
-        boost::asio::async_write(
-            c->stream, boost::asio::buffer(*bytes),
-            [self = this->shared_from_this(), c, bytes](error_code ec, std::size_t) {
-                if (self->closed_ || !c->open) {
-                    return;
-                }
-                if (ec) {
-                    return self->close(c, close_reason::io_error);
-                }
-                self->read_answer(c);
-            });
+        write_handshake(c,
+                        handshake{handshake_kind::hello, close_reason::none, protocol_version,
+                                  cfg_.cluster_id, cfg_.self, c->peer},
+                        [self = this->shared_from_this(), c] { self->read_answer(c); });
     }
 
     void read_answer(const connection_ptr& c) {
-        boost::asio::async_read(
-            c->stream, boost::asio::buffer(c->handshake_buffer),
-            [self = this->shared_from_this(), c](error_code ec, std::size_t) {
-                if (self->closed_ || !c->open) {
-                    return;
-                }
-                if (ec) {
-                    // Over TLS 1.3 a refused client certificate surfaces here, on the first
-                    // read after the handshake.
-                    return self->close(c, ec == boost::asio::error::eof ? close_reason::peer_closed
-                                                                        : close_reason::io_error);
-                }
-                handshake h;
-                close_reason why = decode_handshake(byte_span(c->handshake_buffer), h);
-                if (why == close_reason::none) {
-                    if (h.kind == handshake_kind::reject) {
-                        self->log(true, to_string(h.reason), c->peer, 0, h.reason);
-                        why = close_reason::rejected_by_peer;
-                    } else if (h.kind != handshake_kind::accept) {
-                        why = close_reason::bad_handshake;
-                    } else if (h.version != protocol_version) {
-                        why = close_reason::wrong_version;
-                    } else if (h.cluster != self->cfg_.cluster_id) {
-                        why = close_reason::wrong_cluster;
-                    } else if (h.from != c->peer || h.to != self->cfg_.self) {
-                        why = close_reason::wrong_recipient;
-                    } else if (!self->security_.verify_identity(c->stream, c->peer)) {
-                        why = close_reason::wrong_identity;
-                    }
-                }
-                if (why != close_reason::none) {
-                    return self->close(c, why);
-                }
-                self->establish(c);
-            });
+        read_handshake(c,
+                       [self = this->shared_from_this(), c](const handshake& h, close_reason why) {
+                           if (why == close_reason::none) {
+                               if (h.kind == handshake_kind::reject) {
+                                   self->log(true, to_string(h.reason), c->peer, 0, h.reason);
+                                   why = close_reason::rejected_by_peer;
+                               } else if (h.kind != handshake_kind::accept) {
+                                   why = close_reason::bad_handshake;
+                               } else if (h.version != protocol_version) {
+                                   why = close_reason::wrong_version;
+                               } else if (h.cluster != self->cfg_.cluster_id) {
+                                   why = close_reason::wrong_cluster;
+                               } else if (h.from != c->peer || h.to != self->cfg_.self) {
+                                   why = close_reason::wrong_recipient;
+                               } else if (!self->security_.verify_identity(c->stream, c->peer)) {
+                                   why = close_reason::wrong_identity;
+                               }
+                           }
+                           if (why != close_reason::none) {
+                               return self->close(c, why);
+                           }
+                           self->establish(c);
+                       });
     }
 
     void establish(const connection_ptr& c) {
