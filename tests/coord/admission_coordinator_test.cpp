@@ -274,7 +274,8 @@ TEST_SUITE("coord") {
     }
 
     TEST_CASE("admission coordinator: without any traffic the leader's ticks expire a stale "
-              "running execution and a stale pending one; time is the leader's") {
+              "running execution and a stale pending one; time is the leader's; an idle queue "
+              "is not ticked") {
         coordinator_cluster c(3, 14, {}, admission_options(limits(1, 500ms), 100ms));
         c.start_all();
         recorder rec;
@@ -302,9 +303,15 @@ TEST_SUITE("coord") {
         CHECK(c.at_node(follower).stale_admission().running_count() == 0);
         CHECK(c.at_node(follower).stale_admission().pending_count() == 0);
         CHECK(rec.for_id("s2").empty()); // expired while pending: never dispatched
-        // Ticks keep time moving without traffic, and every replica agrees on it.
+        // With nothing pending or running there is nothing to expire: no ticks, time stands
+        // still, until the next stamped command moves it on by the time that passed.
+        c.run_for(300ms);
         const std::uint64_t t1 = c.at_node(leader).stale_admission().now();
+        const auto index = c.at_node(leader).node().commit_index();
         c.run_for(1s);
+        CHECK(c.at_node(leader).node().commit_index() == index);
+        CHECK(c.at_node(leader).stale_admission().now() == t1);
+        REQUIRE_FALSE(submit(c, leader, "s3", "ida").error);
         CHECK(c.at_node(leader).stale_admission().now() >= t1 + 800);
     }
 

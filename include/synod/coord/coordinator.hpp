@@ -715,12 +715,16 @@ private:
         post_advance();
     }
 
-    /// Proposes `tick` every `tick_interval` in which this leader stamped nothing else.
+    /// Proposes `tick` every `tick_interval` in which this leader stamped nothing else, while
+    /// anything is pending or running (an idle queue has nothing to expire: its time stands
+    /// still until the next stamped command moves it).
     void arm_tick() {
         after(admission_.tick_interval, [](coordinator& self, std::uint64_t) {
-            if (!self.tick_in_flight_ && self.clock_.now() - self.last_stamped_ >=
-                                             std::chrono::duration_cast<typename Clock::duration>(
-                                                 self.admission_.tick_interval)) {
+            const bool busy = self.queue().pending_count() + self.queue().running_count() > 0;
+            if (busy && !self.tick_in_flight_ &&
+                self.clock_.now() - self.last_stamped_ >=
+                    std::chrono::duration_cast<typename Clock::duration>(
+                        self.admission_.tick_interval)) {
                 self.propose_tick();
             }
             self.arm_tick();
