@@ -274,7 +274,8 @@ TEST_SUITE("coord") {
     }
 
     TEST_CASE("admission coordinator: without any traffic the leader's ticks expire a stale "
-              "running execution and a stale pending one; time is the leader's") {
+              "running execution and a stale pending one; time is the leader's; an idle queue "
+              "is not ticked") {
         coordinator_cluster c(3, 14, {}, admission_options(limits(1, 500ms), 100ms));
         c.start_all();
         recorder rec;
@@ -302,9 +303,15 @@ TEST_SUITE("coord") {
         CHECK(c.at_node(follower).stale_admission().running_count() == 0);
         CHECK(c.at_node(follower).stale_admission().pending_count() == 0);
         CHECK(rec.for_id("s2").empty()); // expired while pending: never dispatched
-        // Ticks keep time moving without traffic, and every replica agrees on it.
+        // With nothing pending or running there is nothing to expire: no ticks, time stands
+        // still, until the next stamped command moves it on by the time that passed.
+        c.run_for(300ms);
         const std::uint64_t t1 = c.at_node(leader).stale_admission().now();
+        const auto index = c.at_node(leader).node().commit_index();
         c.run_for(1s);
+        CHECK(c.at_node(leader).node().commit_index() == index);
+        CHECK(c.at_node(leader).stale_admission().now() == t1);
+        REQUIRE_FALSE(submit(c, leader, "s3", "ida").error);
         CHECK(c.at_node(leader).stale_admission().now() >= t1 + 800);
     }
 
@@ -345,6 +352,39 @@ TEST_SUITE("coord") {
         CHECK(rec.for_id("f3").size() == 1);
         CHECK_FALSE(rec.for_id("f3")[0].notice.recovered);
         CHECK(rec.for_id("f3")[0].node == *second);
+    }
+
+    TEST_CASE("admission coordinator: a fresh epoch in the same term (the director restarts) "
+              "re-reports every running execution under the new epoch") {
+        coordinator_cluster c(3, 16, {}, admission_options(limits(2)));
+        c.start_all();
+        recorder rec;
+        rec.attach_all(c);
+        const node_id leader = *c.wait_ready();
+        auto& co = c.at_node(leader);
+        REQUIRE_FALSE(submit(c, leader, "g1", "lena").error);
+        REQUIRE_FALSE(submit(c, leader, "g2", "max").error);
+        REQUIRE(c.run_until([&] { return rec.notices.size() == 2; }, 2s));
+        const epoch first = co.current_epoch();
+        const term t = co.node().current_term();
+        co.report_director_failure(first, make_error_code(errc::timeout));
+        REQUIRE(c.run_until(
+            [&] {
+                return co.readiness() == coord::readiness::leader_ready &&
+                       co.current_epoch() > first && rec.notices.size() == 4;
+            },
+            3s));
+        REQUIRE(co.node().current_term() == t); // the same term: no new leader re-reports them
+        std::set<std::string> again;
+        for (std::size_t i = 2; i < 4; ++i) {
+            CHECK(rec.notices[i].node == leader);
+            CHECK(rec.notices[i].notice.recovered);
+            CHECK(rec.notices[i].notice.leader_epoch == co.current_epoch());
+            again.insert(rec.notices[i].notice.execution_id);
+        }
+        CHECK(again == std::set<std::string>{"g1", "g2"});
+        c.run_for(200ms);
+        CHECK(rec.notices.size() == 4); // once per epoch
     }
 
     TEST_CASE("admission coordinator: with no leader a submission and a read fail at once with "

@@ -96,6 +96,9 @@ TEST_CASE("admission_queue: the seed's defaults, and out-of-range config is refu
         b.stale_timeout = admission_config::max_stale_timeout + std::chrono::milliseconds(1);
     });
     bad([](admission_config& b) { b.fairness = static_cast<admission_fairness>(7); });
+    bad([](admission_config& b) { b.max_retained_decisions = 0; });
+    bad([](admission_config& b) { b.max_retained_rejections = 0; });
+    bad([](admission_config& b) { b.max_held_payload_bytes = 0; });
     CHECK(admission_queue::create(admission_config{}).has_value());
 }
 
@@ -144,6 +147,29 @@ TEST_CASE("admission_queue: user_limit counts the user's pending and running exe
     CHECK(submit(q, "a5", "alice").error == errc::user_limit);
     CHECK_FALSE(q.cancel("a2", 2));
     CHECK_FALSE(submit(q, "a6", "alice").error);
+}
+
+TEST_CASE("admission_queue: queue_full once the held payload bytes would pass their cap") {
+    // The snapshot holds every pending and running payload: this cap bounds it.
+    CHECK(admission_config{}.max_held_payload_bytes == std::size_t{1} << 30);
+    admission_config c = manual();
+    c.max_held_payload_bytes = 10;
+    admission_queue q(c);
+    const shared_bytes six("123456");
+    REQUIRE_FALSE(q.submit("a", "u", prio::normal, six, 1).error);
+    CHECK(q.submit("b", "v", prio::normal, six, 1).error == errc::queue_full);
+    CHECK_FALSE(q.submit("c", "v", prio::normal, shared_bytes("1234"), 1).error); // exactly 10
+    CHECK_FALSE(q.submit("d", "v", prio::normal, shared_bytes(), 1).error);
+    REQUIRE_FALSE(q.dispatch("a", 2)); // running payloads count too
+    CHECK(q.submit("e", "w", prio::normal, shared_bytes("1"), 2).error == errc::queue_full);
+    REQUIRE_FALSE(q.complete("a", 3));
+    CHECK_FALSE(q.submit("f", "w", prio::normal, six, 3).error);
+    // A restored queue counts the same bytes.
+    admission_queue restored(c);
+    REQUIRE_FALSE(restored.restore(q.snapshot()));
+    CHECK(restored.submit("g", "w", prio::normal, shared_bytes("1"), 4).error == errc::queue_full);
+    CHECK(q.submit("g", "w", prio::normal, shared_bytes("1"), 4).error == errc::queue_full);
+    CHECK(restored == q);
 }
 
 TEST_CASE("admission_queue: the queue cap is checked before the user cap") {
@@ -254,6 +280,38 @@ TEST_CASE("admission_queue: finished decisions are retained up to max_retained_d
     CHECK_FALSE(again.error);
     CHECK_FALSE(again.duplicate);
     CHECK(q.state_of("a") == execution_state::running);
+}
+
+TEST_CASE("admission_queue: a flood of rejections does not forget a dispatched execution") {
+    // Rejections are cheap to cause; were they retained with the finished executions, a burst
+    // of them would push a dispatched id out, and a resubmission of it would be dispatched
+    // again.
+    admission_config c = manual();
+    c.max_queue_size = 1;
+    c.max_retained_decisions = 4;
+    c.max_retained_rejections = 3;
+    admission_queue q(c);
+    REQUIRE_FALSE(submit(q, "once", "u").error);
+    REQUIRE_FALSE(q.dispatch("once", 1));
+    REQUIRE_FALSE(q.complete("once", 2));
+    REQUIRE_FALSE(submit(q, "blocker", "u").error); // the queue is full from here
+    for (int i = 0; i < 50; ++i) {
+        CHECK(submit(q, "flood" + std::to_string(i), "v").error == errc::queue_full);
+    }
+    CHECK(q.retained_rejections() == 3);
+    CHECK(q.retained_count() == 4);
+    CHECK(q.state_of("once") == execution_state::finished);
+    REQUIRE_FALSE(q.cancel("blocker", 3));
+    const auto again = submit(q, "once", "u");
+    CHECK(again.duplicate);
+    CHECK(q.state_of("once") == execution_state::finished);
+    CHECK(q.dispatch("once", 4) == errc::execution_finished);
+    // The oldest rejections went, the newest are remembered; both survive a snapshot.
+    CHECK_FALSE(q.state_of("flood0"));
+    CHECK(submit(q, "flood49", "v").error == errc::queue_full);
+    const admission_queue copy = q;
+    CHECK(copy == q);
+    CHECK(copy.retained_rejections() == 3);
 }
 
 // ---- dispatch -------------------------------------------------------------------------------
@@ -369,6 +427,38 @@ TEST_CASE("admission_queue: round_robin_users serves one execution per user per 
     CHECK_FALSE(q.cancel("b2", 0));
     CHECK(submit(q, "b3", "bob").position == 3);
     CHECK(ready(q) == std::vector<std::string>{"d1", "a2", "a3", "b3"});
+}
+
+TEST_CASE("admission_queue: round_robin_users: finishing and resubmitting does not jump the "
+          "round") {
+    // alice queues three, bob one. Each is served in round 0 and finishes; bob resubmits at
+    // once. He had his turn in round 0, so b2 goes after a2 (round 1), and so on: alice and
+    // bob alternate, neither is served twice in a round.
+    admission_config c = manual();
+    c.fairness = admission_fairness::round_robin_users;
+    admission_queue q(c);
+    for (const char* id : {"a1", "a2", "a3"}) {
+        REQUIRE_FALSE(submit(q, id, "alice").error);
+    }
+    REQUIRE_FALSE(submit(q, "b1", "bob").error);
+    std::vector<std::string> served;
+    for (int i = 0; i < 6 && q.pending_count() > 0; ++i) {
+        const std::string front = ready(q, 1).at(0);
+        REQUIRE_FALSE(q.dispatch(front, 1));
+        REQUIRE_FALSE(q.complete(front, 1));
+        served.push_back(front);
+        if (front[0] == 'b' && served.size() < 5) {
+            const std::string next = "b" + std::to_string(front[1] - '0' + 1);
+            CHECK(submit(q, next, "bob").position == 1); // behind alice's next
+        }
+    }
+    CHECK(served == std::vector<std::string>{"a1", "b1", "a2", "b2", "a3", "b3"});
+    // Held state survives a snapshot, and is let go once nothing is pending.
+    CHECK(q.pending_count() == 0);
+    CHECK(admission_queue(q) == q);
+    REQUIRE_FALSE(submit(q, "b9", "bob").error);
+    REQUIRE_FALSE(submit(q, "c1", "carol").error);
+    CHECK(ready(q) == std::vector<std::string>{"b9", "c1"});
 }
 
 TEST_CASE("admission_queue: strict FIFO (the default) lets one user's backlog go first") {
@@ -594,6 +684,34 @@ TEST_CASE("admission_queue: a snapshot restores the same queue, which behaves th
     }
 }
 
+TEST_CASE("admission_queue: a snapshot of 1-byte ids and users and empty payloads restores") {
+    // The smallest valid records: the count bound of `restore` must not refuse them.
+    for (auto fairness : {admission_fairness::strict_fifo, admission_fairness::round_robin_users}) {
+        admission_config c = manual();
+        c.fairness = fairness;
+        admission_queue q(c);
+        REQUIRE_FALSE(q.submit("1", "u", prio::normal, shared_bytes(), 1).error);
+        REQUIRE_FALSE(q.submit("2", "u", prio::normal, shared_bytes(), 2).error);
+        admission_queue restored(c);
+        REQUIRE_FALSE(restored.restore(q.snapshot()));
+        CHECK(restored == q);
+        CHECK(restored.pending_count() == 2);
+        const admission_queue copy = q; // copies go through a snapshot too
+        CHECK(copy == q);
+
+        // Running ones too, with nothing else in the snapshot after them.
+        admission_queue running(c);
+        REQUIRE_FALSE(running.submit("1", "u", prio::normal, shared_bytes(), 1).error);
+        REQUIRE_FALSE(running.submit("2", "v", prio::normal, shared_bytes(), 1).error);
+        REQUIRE_FALSE(running.dispatch("1", 2));
+        REQUIRE_FALSE(running.dispatch("2", 2));
+        admission_queue restored_running(c);
+        REQUIRE_FALSE(restored_running.restore(running.snapshot()));
+        CHECK(restored_running == running);
+        CHECK(restored_running.running_count() == 2);
+    }
+}
+
 TEST_CASE("admission_queue: a damaged or truncated snapshot is refused and changes nothing") {
     admission_config c = manual();
     admission_queue q(c);
@@ -709,7 +827,8 @@ public:
             out.error = errc::field_too_large;
         } else if (priority > 4) {
             out.error = errc::invalid_priority;
-        } else if (count(state::pending) >= c_.max_queue_size) {
+        } else if (count(state::pending) >= c_.max_queue_size ||
+                   held_bytes() + payload.size() > c_.max_held_payload_bytes) {
             out.error = reject(id, user, priority, errc::queue_full);
         } else if (load(user) >= c_.max_per_user) {
             out.error = reject(id, user, priority, errc::user_limit);
@@ -722,7 +841,7 @@ public:
             e.seq = next_seq_++;
             e.submitted_at = clock_;
             if (c_.fairness == admission_fairness::round_robin_users) {
-                auto& rounds = rounds_[user]; // live users only: see finish()
+                auto& rounds = rounds_[user]; // live and held users: see release_idle()
                 e.round = std::max(current_round_[priority], rounds[priority]);
                 rounds[priority] = e.round + 1;
             } else {
@@ -824,7 +943,7 @@ public:
     }
     [[nodiscard]] std::size_t count_pending() const { return count(state::pending); }
     [[nodiscard]] std::size_t count_running() const { return count(state::running); }
-    [[nodiscard]] std::size_t count_retained() const { return finished_.size(); }
+    [[nodiscard]] std::size_t count_retained() const { return finished_.size() + rejected_.size(); }
 
 private:
     enum class state { pending, running, finished };
@@ -864,9 +983,11 @@ private:
                 return &e;
             }
         }
-        for (const entry& e : finished_) {
-            if (e.id == id) {
-                return &e;
+        for (const auto* list : {&finished_, &rejected_}) {
+            for (const entry& e : *list) {
+                if (e.id == id) {
+                    return &e;
+                }
             }
         }
         return nullptr;
@@ -906,7 +1027,7 @@ private:
         r.reason = why;
         r.at = clock_;
         events_->push_back(r);
-        finished_.push_back(e);
+        rejected_.push_back(e);
         trim();
         return why;
     }
@@ -983,6 +1104,7 @@ private:
         e.dispatch_order = dispatches_++;
         current_round_[e.priority] = e.round;
         record(kind::dispatched, e, execution_state::running);
+        release_idle();
     }
 
     void finish(entry& e, kind outcome) {
@@ -992,16 +1114,52 @@ private:
         done.st = state::finished;
         const std::string user = e.user;
         entries_.erase(entries_.begin() + (&e - entries_.data()));
-        if (load(user) == 0) {
-            rounds_.erase(user);
-        }
+        release_idle();
         finished_.push_back(done);
         trim();
+    }
+
+    /// A user with nothing pending or running keeps its round at a priority only while that
+    /// round is ahead of the one being served and others wait there: served in this round,
+    /// it must not come back into it. Otherwise it is forgotten there (and, held nowhere,
+    /// altogether).
+    void release_idle() {
+        for (auto it = rounds_.begin(); it != rounds_.end();) {
+            if (load(it->first) != 0) {
+                ++it;
+                continue;
+            }
+            bool held = false;
+            for (std::uint8_t p = 0; p < 5; ++p) {
+                if (it->second[p] > current_round_[p] && pending_at(p) > 0) {
+                    held = true;
+                } else {
+                    it->second[p] = 0;
+                }
+            }
+            it = held ? std::next(it) : rounds_.erase(it);
+        }
+    }
+    std::size_t held_bytes() const {
+        std::size_t total = 0;
+        for (const entry& e : entries_) {
+            total += e.payload.size();
+        }
+        return total;
+    }
+    std::size_t pending_at(std::uint8_t p) const {
+        return static_cast<std::size_t>(
+            std::count_if(entries_.begin(), entries_.end(), [&](const entry& e) {
+                return e.st == state::pending && e.priority == p;
+            }));
     }
 
     void trim() {
         while (finished_.size() > c_.max_retained_decisions) {
             finished_.erase(finished_.begin());
+        }
+        while (rejected_.size() > c_.max_retained_rejections) {
+            rejected_.erase(rejected_.begin());
         }
     }
 
@@ -1013,6 +1171,7 @@ private:
     std::map<std::string, std::array<std::uint64_t, 5>> rounds_;
     std::vector<entry> entries_;  // pending and running
     std::vector<entry> finished_; // finishing order
+    std::vector<entry> rejected_; // likewise, apart
     std::vector<admission_event_record>* events_ = nullptr;
 };
 
@@ -1025,6 +1184,8 @@ std::uint64_t env_or(const char* name, std::uint64_t fallback) {
 /// dispatch order), counts and readiness after each; every so often the queue is replaced by
 /// a restore of its own snapshot, which must carry on identically.
 void compare_with_reference(std::uint64_t seed, std::size_t ops) {
+    const std::string_view tiny_alphabet =
+        "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
     std::mt19937_64 rng(seed);
     auto pick = [&](std::uint64_t n) {
         return std::uniform_int_distribution<std::uint64_t>(0, n - 1)(rng);
@@ -1037,7 +1198,14 @@ void compare_with_reference(std::uint64_t seed, std::size_t ops) {
     c.fairness =
         pick(2) == 0 ? admission_fairness::strict_fifo : admission_fairness::round_robin_users;
     c.auto_dispatch = pick(3) == 0;
-    c.max_retained_decisions = pick(60);
+    c.max_retained_decisions = 1 + pick(60);
+    c.max_retained_rejections = 1 + pick(20);
+    if (pick(3) == 0) {
+        c.max_held_payload_bytes = 1 + pick(100);
+    }
+    // Some seeds use the smallest records a snapshot can hold: 1-byte ids and users, and
+    // often empty payloads.
+    const bool tiny = pick(3) == 0;
     CAPTURE(seed);
     CAPTURE(c.max_queue_size);
     CAPTURE(c.max_per_user);
@@ -1046,6 +1214,9 @@ void compare_with_reference(std::uint64_t seed, std::size_t ops) {
     CAPTURE(static_cast<int>(c.fairness));
     CAPTURE(c.auto_dispatch);
     CAPTURE(c.max_retained_decisions);
+    CAPTURE(c.max_retained_rejections);
+    CAPTURE(c.max_held_payload_bytes);
+    CAPTURE(tiny);
 
     admission_queue q(c);
     reference_queue model(c);
@@ -1079,19 +1250,25 @@ void compare_with_reference(std::uint64_t seed, std::size_t ops) {
         admission_queue::result_type expected;
         const auto what = pick(100);
         if (what < 40) {
-            std::string id = pick(8) == 0 ? some_id() : "e" + std::to_string(ids.size());
+            const bool fresh = pick(8) != 0;
+            std::string id = !fresh ? some_id()
+                             : tiny
+                                 ? std::string(1, tiny_alphabet[ids.size() % tiny_alphabet.size()])
+                                 : "e" + std::to_string(ids.size());
             if (pick(200) == 0) {
                 id.clear();
             }
-            if (id.rfind("e", 0) == 0 && id.size() > 1) {
+            if (fresh && !id.empty()) {
                 ids.push_back(id);
             }
-            std::string user = "u" + std::to_string(pick(users));
+            std::string user = tiny ? std::string(1, static_cast<char>('a' + pick(users)))
+                                    : "u" + std::to_string(pick(users));
             if (pick(200) == 0) {
                 user.clear();
             }
             const auto priority = static_cast<std::uint8_t>(pick(200) == 0 ? 5 + pick(3) : pick(5));
-            const std::string payload = "p" + std::to_string(i);
+            const std::string payload =
+                tiny && pick(2) == 0 ? std::string() : "p" + std::to_string(i);
             cmd = admission_queue::encode_submit(id, user, static_cast<prio>(priority),
                                                  as_bytes(payload), stamp);
             expected = model.submit(id, user, priority, payload, stamp);

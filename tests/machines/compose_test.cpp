@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 
+#include <synod/machines/admission_queue.hpp>
 #include <synod/machines/compose.hpp>
 #include <synod/machines/detail/encoding.hpp>
 #include <synod/machines/epoch_ledger.hpp>
@@ -184,14 +185,61 @@ TEST_CASE("compose: if one machine refuses its section, no machine is restored")
     // The directory's section is fine, the ledger's is not: the directory keeps its state.
     CHECK(m.restore(envelope({good_directory, bad_ledger})) == errc::corrupt_snapshot);
     CHECK(m.restore(envelope({bad_ledger, ledger.snapshot()})) == errc::corrupt_snapshot);
-    // Wrong machine count, wrong version.
-    CHECK(m.restore(envelope({good_directory})) == errc::corrupt_snapshot);
+    // More sections than machines, none at all, wrong version.
     CHECK(m.restore(envelope({good_directory, ledger.snapshot(), ledger.snapshot()})) ==
           errc::corrupt_snapshot);
+    CHECK(m.restore(envelope({})) == errc::corrupt_snapshot);
+    CHECK(m.restore(envelope({bad_ledger})) == errc::corrupt_snapshot);
     CHECK(m.restore(envelope({good_directory, ledger.snapshot()}, 2)) == errc::corrupt_snapshot);
     CHECK(m.snapshot() == before);
     CHECK(m.get<service_directory>().find("a"));
     CHECK_FALSE(m.get<service_directory>().find("z"));
+}
+
+TEST_CASE("compose: a snapshot from before a machine was added restores it to its initial "
+          "state") {
+    // The coordinator's composition gained the admission queue at the end: a node restarting
+    // from (or sent) a snapshot written before must still restore it.
+    using older = compose<service_directory, epoch_ledger>;
+    using newer = compose<service_directory, epoch_ledger, admission_queue>;
+    older old;
+    REQUIRE_FALSE(old.apply(command_entry(register_n1("a"))).routing_error);
+    REQUIRE_FALSE(old.apply(command_entry(issue_epoch())).routing_error);
+
+    admission_config c;
+    c.max_queue_size = 7; // the machine's own configuration survives
+    newer m(service_directory{}, epoch_ledger{}, admission_queue(c));
+    const shared_bytes fresh = m.snapshot();
+    REQUIRE_FALSE(m.get<admission_queue>()
+                      .submit("x", "u", admission_priority::normal, shared_bytes("p"), 1)
+                      .error);
+    REQUIRE_FALSE(m.restore(old.snapshot()));
+    CHECK(m.get<service_directory>() == old.get<service_directory>());
+    CHECK(m.get<epoch_ledger>().last_issued() == epoch{1});
+    CHECK(m.get<admission_queue>() == admission_queue(c)); // as built: empty
+    CHECK(m.get<admission_queue>().config().max_queue_size == 7);
+    CHECK_FALSE(m.get<admission_queue>().state_of("x"));
+    // The result is what a composition that had applied the same commands holds.
+    newer same(service_directory{}, epoch_ledger{}, admission_queue(c));
+    REQUIRE_FALSE(same.apply(command_entry(newer::encode<service_directory>(
+                                 service_directory::encode_register_gateway(
+                                     node_id{1}, {{"a", "log", "x:1"}}, {"log"}))))
+                      .routing_error);
+    REQUIRE_FALSE(same.apply(command_entry(newer::encode<epoch_ledger>(
+                                 epoch_ledger::encode_issue_epoch(node_id{1}, term{1}))))
+                      .routing_error);
+    CHECK(same.snapshot() == m.snapshot());
+    CHECK(fresh != m.snapshot());
+
+    // Machines that cannot be copied take the same path.
+    compose<epoch_ledger, byte_counter> counted;
+    REQUIRE(*counted
+                 .apply(command_entry(
+                     compose<epoch_ledger, byte_counter>::encode<byte_counter>(as_bytes("hello"))))
+                 .get_if<byte_counter>() == 5);
+    compose<epoch_ledger> ledger_only;
+    REQUIRE_FALSE(counted.restore(ledger_only.snapshot()));
+    CHECK(counted.get<byte_counter>().total == 0);
 }
 
 TEST_CASE("compose: machines that cannot be copied are rolled back when a later one refuses") {

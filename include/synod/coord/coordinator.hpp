@@ -402,9 +402,10 @@ public:
     }
     /// Calls `w` with every execution this node's dispatcher hands to the host: on the ready
     /// leader only, after the `dispatch` command is applied; when the leader becomes ready,
-    /// first every execution already running (`recovered`). Nothing more once leadership is
-    /// lost. At most one notice per execution per leader term; see docs/coordination.md for
-    /// the contract (idempotent by execution id).
+    /// first every execution already running (`recovered`), and again whenever a fresh epoch
+    /// is issued in the same term. Nothing more once leadership is lost. At most one notice
+    /// per execution per leader epoch; see docs/coordination.md for the contract (idempotent
+    /// by execution id).
     std::uint64_t watch_dispatch(dispatch_watcher w) {
         dispatch_watchers_.emplace(++watch_ids_, std::move(w));
         return watch_ids_;
@@ -589,6 +590,14 @@ private:
         supervisor_.ready(epoch_, view());
         if (!dispatching_) {
             start_dispatching(); // the first epoch of this term: everything before is applied
+        } else {
+            // A fresh epoch in the same term (the director failed and restarts): what runs was
+            // reported under the old epoch, which the new director's fence now refuses.
+            // Report it again under this one, as a new leader does.
+            std::vector<dispatch_notice> running = running_executions();
+            if (!running.empty()) {
+                post_notices(std::move(running));
+            }
         }
         // A director that failed to start leaves the leader in recovery until a retry works.
         set_readiness(supervisor_.running() ? readiness::leader_ready : readiness::recovery_failed);
@@ -706,12 +715,16 @@ private:
         post_advance();
     }
 
-    /// Proposes `tick` every `tick_interval` in which this leader stamped nothing else.
+    /// Proposes `tick` every `tick_interval` in which this leader stamped nothing else, while
+    /// anything is pending or running (an idle queue has nothing to expire: its time stands
+    /// still until the next stamped command moves it).
     void arm_tick() {
         after(admission_.tick_interval, [](coordinator& self, std::uint64_t) {
-            if (!self.tick_in_flight_ && self.clock_.now() - self.last_stamped_ >=
-                                             std::chrono::duration_cast<typename Clock::duration>(
-                                                 self.admission_.tick_interval)) {
+            const bool busy = self.queue().pending_count() + self.queue().running_count() > 0;
+            if (busy && !self.tick_in_flight_ &&
+                self.clock_.now() - self.last_stamped_ >=
+                    std::chrono::duration_cast<typename Clock::duration>(
+                        self.admission_.tick_interval)) {
                 self.propose_tick();
             }
             self.arm_tick();

@@ -25,7 +25,8 @@
 ///   the command itself is then refused or not. Beyond that, a refused command changes
 ///   nothing.
 /// - **Admission** (`submit`): a duplicate execution id gets its original decision back and
-///   changes nothing. Otherwise `queue_full` when `max_queue_size` executions are pending, then
+///   changes nothing. Otherwise `queue_full` when `max_queue_size` executions are pending or
+///   the payload does not fit in `max_held_payload_bytes` beside those held, then
 ///   `user_limit` when the user has `max_per_user` executions pending *or running* (the seed
 ///   counts both, so the cap also bounds what a user runs). Both rejections are decisions: they
 ///   are remembered, and a retry of the id gets the same rejection. Accepted: the answer
@@ -42,11 +43,14 @@
 ///   one; a pending one that waited longer than `stale_timeout` since submission, or a running
 ///   one with no outcome within `stale_timeout` since dispatch, expires. Each frees capacity
 ///   (and, with `auto_dispatch`, dispatches the next at once).
-/// - **Memory**: finished executions (and rejected ids) are remembered so that duplicates get
-///   their original decision, up to `max_retained_decisions`; beyond that the oldest finished
-///   is forgotten, and a later submit of a forgotten id is decided afresh as a new execution.
-///   At-most-once dispatch therefore holds for duplicates that arrive while their decision is
-///   retained: size the retention for the longest redelivery delay you expect.
+/// - **Memory**: pending and running executions are always known. Finished ones are
+///   remembered so that duplicates get their original decision, the last
+///   `max_retained_decisions` of them; rejected ids likewise, in a separate retention
+///   (`max_retained_rejections`), so rejections never push a finished execution out. A
+///   forgotten id submitted again is decided afresh as a new execution. "Dispatched at most
+///   once" therefore holds for an id while it is live and until `max_retained_decisions`
+///   further executions have finished after it: size the retention for the longest
+///   redelivery delay you expect.
 ///
 /// Every operation costs O(log n) in the pending count (plus O(k log n) for k executions that
 /// expire on the way): the pending order is a ranked (order-statistic) tree with pooled nodes,
@@ -81,6 +85,7 @@
 #include <memory>
 #include <new>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -150,6 +155,11 @@ enum class admission_event_kind : std::uint8_t {
 struct admission_config {
     /// Submissions beyond this many pending executions are rejected with `queue_full`.
     std::size_t max_queue_size = 10'000;
+    /// Submissions whose payload would take the payloads held (of pending and running
+    /// executions together) beyond this many bytes are rejected with `queue_full` too. It
+    /// bounds the snapshot, which holds every one of them: the default (1 GiB) keeps it well
+    /// under the 4 GiB a composed snapshot section can hold.
+    std::size_t max_held_payload_bytes = std::size_t{1} << 30;
     /// Submissions of a user with this many executions pending or running are rejected with
     /// `user_limit`.
     std::size_t max_per_user = 100;
@@ -163,19 +173,26 @@ struct admission_config {
     /// Dispatch by itself after every operation (standalone use). A replicated queue turns
     /// this off and dispatches through `dispatch` commands (see the file comment).
     bool auto_dispatch = true;
-    /// How many finished (or rejected) executions are remembered to answer duplicates.
+    /// How many finished (completed, failed, cancelled, expired) executions are remembered to
+    /// answer duplicates: a duplicate of a remembered one is never dispatched again.
     std::size_t max_retained_decisions = 100'000;
+    /// How many rejected submissions (`queue_full`, `user_limit`) are remembered, apart from
+    /// the finished ones: a flood of rejections (cheap to cause) forgets only older
+    /// rejections, never a dispatched execution's decision.
+    std::size_t max_retained_rejections = 10'000;
 
     static constexpr std::size_t unlimited = std::numeric_limits<std::size_t>::max();
     /// Timeouts beyond this (about 35 years) are refused, so that time arithmetic cannot
     /// overflow.
     static constexpr std::chrono::milliseconds max_stale_timeout{std::uint64_t{1} << 40};
 
-    /// `invalid_admission_config` unless every cap is at least 1, the timeout is in
-    /// 1 ms..`max_stale_timeout`, and the fairness policy is known.
+    /// `invalid_admission_config` unless every cap and retention is at least 1, the timeout
+    /// is in 1 ms..`max_stale_timeout`, and the fairness policy is known.
     [[nodiscard]] std::error_code validate() const noexcept {
         const bool ok = max_queue_size >= 1 && max_per_user >= 1 && max_running >= 1 &&
-                        stale_timeout.count() >= 1 && stale_timeout <= max_stale_timeout &&
+                        max_retained_decisions >= 1 && max_retained_rejections >= 1 &&
+                        max_held_payload_bytes >= 1 && stale_timeout.count() >= 1 &&
+                        stale_timeout <= max_stale_timeout &&
                         (fairness == admission_fairness::strict_fifo ||
                          fairness == admission_fairness::round_robin_users);
         return ok ? std::error_code{} : make_error_code(errc::invalid_admission_config);
@@ -398,7 +415,18 @@ public:
             out.error = r.error();
             return out;
         }
-        collecting_ = &out.events;
+        // Reset however `apply` leaves (a throwing sink, bad_alloc): `collecting_` must never
+        // point at a dead result.
+        struct collect_guard {
+            admission_queue& q;
+            collect_guard(admission_queue& owner, std::vector<admission_event_record>* events)
+                : q(owner) {
+                q.collecting_ = events;
+            }
+            collect_guard(const collect_guard&) = delete;
+            collect_guard& operator=(const collect_guard&) = delete;
+            ~collect_guard() { q.collecting_ = nullptr; }
+        } guard(*this, &out.events);
         switch (o) {
         case op::submit: {
             const auto d = submit_impl(id, user, priority, payload, {}, now);
@@ -423,7 +451,6 @@ public:
             tick(now);
             break;
         }
-        collecting_ = nullptr;
         return out;
     }
 
@@ -459,15 +486,19 @@ public:
         for (const execution& x : s.running) {
             put_live(w, x);
         }
-        w.put(static_cast<std::uint32_t>(s.finished.size()));
-        for (std::size_t i = 0; i < s.finished.size(); ++i) {
-            const execution& x = *s.finished[i].node;
-            detail::put_string(w, x.id);
-            w.put(static_cast<std::uint32_t>(x.rejection));
-            w.put(x.position);
-            w.put(static_cast<std::uint8_t>(x.outcome));
-            w.put(static_cast<std::uint8_t>(x.dispatched ? 1 : 0));
-            w.put(x.finished_at);
+        // One list, as in earlier versions: the finished ones, then the rejected ones, each
+        // in finishing order (a restore sorts them apart by outcome).
+        w.put(static_cast<std::uint32_t>(s.finished.size() + s.rejected.size()));
+        for (const finished_ring* ring : {&s.finished, &s.rejected}) {
+            for (std::size_t i = 0; i < ring->size(); ++i) {
+                const execution& x = *(*ring)[i].node;
+                detail::put_string(w, x.id);
+                w.put(static_cast<std::uint32_t>(x.rejection));
+                w.put(x.position);
+                w.put(static_cast<std::uint8_t>(x.outcome));
+                w.put(static_cast<std::uint8_t>(x.dispatched ? 1 : 0));
+                w.put(x.finished_at);
+            }
         }
         return detail::seal(out);
     }
@@ -581,7 +612,11 @@ public:
     [[nodiscard]] std::size_t pending_count() const noexcept { return s_->queue.size(); }
     [[nodiscard]] std::size_t running_count() const noexcept { return s_->running.size(); }
     /// Finished and rejected executions whose decision is remembered.
-    [[nodiscard]] std::size_t retained_count() const noexcept { return s_->finished.size(); }
+    [[nodiscard]] std::size_t retained_count() const noexcept {
+        return s_->finished.size() + s_->rejected.size();
+    }
+    /// Rejected executions whose decision is remembered (part of `retained_count`).
+    [[nodiscard]] std::size_t retained_rejections() const noexcept { return s_->rejected.size(); }
     /// Replicated time: the largest `now` seen (ms).
     [[nodiscard]] std::uint64_t now() const noexcept { return s_->clock; }
     /// Executions of `user` pending or running (what `max_per_user` caps).
@@ -651,12 +686,20 @@ private:
     struct user_state {
         std::string name;
         std::size_t hash = 0; ///< of `name`, as `user_table` files it
-        /// \invariant the user's pending + running executions; > 0 while the entry exists.
+        /// \invariant the user's pending + running executions. 0 only for an idle user that
+        /// is held (round-robin: see `holds`).
         std::size_t load = 0;
         /// Round-robin only: per priority, the earliest round its next execution may take
         /// (one past its last; 0 before its first). Kept while the user is live, so a user
-        /// cannot take two executions of one round by cancelling.
+        /// cannot take two executions of one round by cancelling; and kept after its last
+        /// execution finishes while it is still ahead of the round being served (with others
+        /// waiting at that priority), so a user who finishes and resubmits cannot be served
+        /// twice in one round.
+        /// \invariant for an idle user (load 0), per priority either 0, or greater than
+        /// `current_round` with executions pending there (then the user is in `held`).
         std::array<std::uint64_t, admission_priority_count> next_round{};
+        /// Idle users only: at how many priorities the user is held.
+        std::size_t holds = 0;
     };
 
     /// A pending execution's place in the queue. Ordered by `major` (priority in the top
@@ -1012,9 +1055,14 @@ private:
         std::uint64_t clock = 0;
         /// \invariant greater than every issued submission sequence.
         std::uint64_t next_seq = 0;
+        /// \invariant the payload bytes of the pending and running executions (not in the
+        /// snapshot: it is their sum).
+        std::size_t held_payload_bytes = 0;
         /// Round-robin only: per priority, the round of the last execution dispatched.
         /// \invariant every pending execution of priority p has `round >= current_round[p]`.
         std::array<std::uint64_t, admission_priority_count> current_round{};
+        /// Round-robin only: per priority, the idle users held there, by their `next_round`.
+        std::array<std::set<std::pair<std::uint64_t, user_state*>>, admission_priority_count> held;
         /// Every node ever handed out (stable addresses); `free_nodes` are not in use.
         std::deque<execution> nodes;
         std::vector<execution*> free_nodes;
@@ -1038,9 +1086,11 @@ private:
         age_list pending_by_age;
         /// \invariant the running executions in dispatch (= `dispatched_at`) order.
         age_list running;
-        /// \invariant the finished executions in finishing order, at most
+        /// \invariant the finished (not rejected) executions in finishing order, at most
         /// `max_retained_decisions`: the next to forget is at the front.
         finished_ring finished;
+        /// \invariant likewise the rejected ones, at most `max_retained_rejections`.
+        finished_ring rejected;
     };
 
     // ---- encoding helpers
@@ -1062,6 +1112,11 @@ private:
         const byte_span b = r.get_bytes(r.get<std::uint32_t>());
         return {reinterpret_cast<const char*>(b.data()), b.size()};
     }
+    /// What `put_live` writes for the smallest valid execution: a 1-byte id and a 1-byte user
+    /// (each with its u32 length), the priority, five u64 fields and an empty payload's u32
+    /// length. `load` bounds counts by it, so it must never exceed a real record: keep it in
+    /// step with `put_live`.
+    static constexpr std::size_t min_live_bytes = (4 + 1) + (4 + 1) + 1 + 5 * 8 + 4;
     static void put_live(wire::byte_writer& w, const execution& x) {
         detail::put_string(w, x.id);
         detail::put_string(w, x.user->name);
@@ -1117,7 +1172,9 @@ private:
         }
         const auto p = static_cast<admission_priority>(priority);
         errc rejection{};
-        if (s.queue.size() >= cfg_.max_queue_size) {
+        if (s.queue.size() >= cfg_.max_queue_size ||
+            s.held_payload_bytes > cfg_.max_held_payload_bytes || // (a restored state may be)
+            payload_bytes.size() > cfg_.max_held_payload_bytes - s.held_payload_bytes) {
             rejection = errc::queue_full;
         } else if (known_user != nullptr && known_user->load >= cfg_.max_per_user) {
             rejection = errc::user_limit;
@@ -1129,7 +1186,7 @@ private:
             x.state = execution_state::finished;
             x.outcome = admission_event_kind::rejected;
             x.finished_at = s.clock;
-            s.finished.push_back(x);
+            s.rejected.push_back(x);
             admission_event ev;
             ev.kind = admission_event_kind::rejected;
             ev.execution_id = x.id;
@@ -1142,10 +1199,14 @@ private:
             return {make_error_code(rejection), 0, false};
         }
         user_state& u = known_user != nullptr ? *known_user : add_user(s, user, user_hash);
+        if (u.load == 0 && u.holds > 0) {
+            unhold(s, u); // an idle user comes back with its rounds
+        }
         ++u.load;
         x.user = &u;
         x.payload = payload.size() == payload_bytes.size() ? std::move(payload)
                                                            : shared_bytes(payload_bytes);
+        s.held_payload_bytes += x.payload.size();
         x.seq = s.next_seq++;
         x.submitted_at = s.clock;
         if (cfg_.fairness == admission_fairness::round_robin_users) {
@@ -1284,6 +1345,7 @@ private:
         }
         if (cfg_.fairness == admission_fairness::round_robin_users) {
             s.current_round[static_cast<std::size_t>(x.priority)] = x.round;
+            release_holds(s, static_cast<std::size_t>(x.priority));
         }
         x.state = execution_state::running;
         x.dispatched = true;
@@ -1306,6 +1368,9 @@ private:
         if (from == execution_state::pending) {
             queue_erase(s, x);
             s.pending_by_age.erase(s.pending_by_age.iterator_to(x));
+            if (cfg_.fairness == admission_fairness::round_robin_users) {
+                release_holds(s, static_cast<std::size_t>(x.priority));
+            }
         } else {
             s.running.erase(s.running.iterator_to(x));
         }
@@ -1320,9 +1385,9 @@ private:
         user_state* u = x.user;
         x.user = nullptr;
         if (--u->load == 0) {
-            s.users.erase(*u);
-            s.free_users.push_back(u);
+            go_idle(s, *u);
         }
+        s.held_payload_bytes -= x.payload.size();
         x.payload = shared_bytes();
         x.state = execution_state::finished;
         x.outcome = outcome;
@@ -1331,22 +1396,79 @@ private:
         trim_finished();
     }
 
-    /// Forgets the oldest finished executions beyond the retention.
+    /// Forgets the oldest finished and rejected executions beyond their retentions.
     void trim_finished() {
+        trim(s_->finished, cfg_.max_retained_decisions);
+        trim(s_->rejected, cfg_.max_retained_rejections);
+    }
+    void trim(finished_ring& ring, std::size_t keep) {
         state& s = *s_;
-        while (s.finished.size() > cfg_.max_retained_decisions) {
-            execution& old = *s.finished.front().node;
-            s.finished.pop_front();
+        while (ring.size() > keep) {
+            execution& old = *ring.front().node;
+            ring.pop_front();
             s.by_id.erase(old);
             release_node(old);
         }
         // At the retention, the next finish forgets the (now) oldest: it finished long ago,
         // so its node and id slot are cold. Fetch them now, while the caller goes on.
-        if (!s.finished.empty() && s.finished.size() >= cfg_.max_retained_decisions) {
-            const auto& next = s.finished.front();
+        if (!ring.empty() && ring.size() >= keep) {
+            const auto& next = ring.front();
             s.by_id.prefetch_erase(next.hash);
             prefetch_node(next.node);
         }
+    }
+
+    /// Whether an idle user must keep its round at priority `p`: its next execution there
+    /// would otherwise go to the round being served, which it may already have had, ahead of
+    /// users still waiting in that round.
+    [[nodiscard]] static bool holds_at(const state& s, const user_state& u, std::size_t p) {
+        return u.next_round[p] > s.current_round[p] && s.pending_at[p] > 0;
+    }
+
+    /// `u`'s last execution finished: keep it where it is held, forget it otherwise.
+    static void go_idle(state& s, user_state& u) {
+        u.holds = 0;
+        for (std::size_t p = 0; p < admission_priority_count; ++p) {
+            if (holds_at(s, u, p)) {
+                s.held[p].emplace(u.next_round[p], &u);
+                ++u.holds;
+            } else {
+                u.next_round[p] = 0;
+            }
+        }
+        if (u.holds == 0) {
+            drop_user(s, u);
+        }
+    }
+
+    /// The held idle user `u` submits again: it is live, with its rounds.
+    static void unhold(state& s, user_state& u) {
+        for (std::size_t p = 0; p < admission_priority_count; ++p) {
+            if (u.next_round[p] != 0) {
+                s.held[p].erase({u.next_round[p], &u});
+            }
+        }
+        u.holds = 0;
+    }
+
+    /// Lets go of the users held at `p` that no longer need to be: the served round reached
+    /// theirs, or nothing is pending there any more. Each hold is released once.
+    static void release_holds(state& s, std::size_t p) {
+        auto& held = s.held[p];
+        while (!held.empty() &&
+               (s.pending_at[p] == 0 || held.begin()->first <= s.current_round[p])) {
+            user_state& u = *held.begin()->second;
+            held.erase(held.begin());
+            u.next_round[p] = 0;
+            if (--u.holds == 0) {
+                drop_user(s, u);
+            }
+        }
+    }
+
+    static void drop_user(state& s, user_state& u) {
+        s.users.erase(u);
+        s.free_users.push_back(&u);
     }
 
     void emit(const admission_event& ev) {
@@ -1387,6 +1509,7 @@ private:
             u = s.free_users.back();
             s.free_users.pop_back();
             u->load = 0;
+            u->holds = 0;
             u->next_round = {};
         } else {
             u = &s.user_nodes.emplace_back();
@@ -1446,7 +1569,6 @@ private:
             add_user(s, name, hash_string(name)).next_round = u.next_round;
             previous = std::move(name);
         }
-        constexpr std::size_t min_live_bytes = 4 + 4 + 1 + 6 * 8 + 4;
         const auto pending_count = detail::get_count(r, min_live_bytes);
         std::vector<execution*> by_seq;
         by_seq.reserve(pending_count);
@@ -1513,8 +1635,9 @@ private:
                        (dispatched == 1 ||
                         outcome == static_cast<std::uint8_t>(admission_event_kind::cancelled) ||
                         outcome == static_cast<std::uint8_t>(admission_event_kind::expired)));
+            finished_ring& ring = rejected ? s.rejected : s.finished;
             if (!valid_outcome || !valid_id(id) || finished_at > s.clock ||
-                (!s.finished.empty() && s.finished.back().node->finished_at > finished_at) ||
+                (!ring.empty() && ring.back().node->finished_at > finished_at) ||
                 index_lookup(s, id) != nullptr) {
                 return false;
             }
@@ -1525,15 +1648,33 @@ private:
             x.dispatched = dispatched == 1;
             x.finished_at = finished_at;
             x.state = execution_state::finished;
-            s.finished.push_back(x);
+            ring.push_back(x);
         }
         if (!r.ok() || r.remaining() != 0) {
             return false;
         }
-        // Every listed user is live, and its load is what the lists say.
-        bool all_live = true;
-        s.users.for_each([&](const user_state& u) { all_live = all_live && u.load > 0; });
-        return all_live;
+        // Every listed user is live (its load is what the lists say) or, idle, held where its
+        // rounds say (round-robin).
+        std::vector<user_state*> idle;
+        s.users.for_each([&](user_state& u) {
+            if (u.load == 0) {
+                idle.push_back(&u);
+            }
+        });
+        for (user_state* u : idle) {
+            for (std::size_t p = 0; p < admission_priority_count; ++p) {
+                if (holds_at(s, *u, p)) {
+                    s.held[p].emplace(u->next_round[p], u);
+                    ++u->holds;
+                } else if (u->next_round[p] != 0) {
+                    return false;
+                }
+            }
+            if (u->holds == 0) {
+                return false;
+            }
+        }
+        return true;
     }
 
     /// Reads one pending or running execution into a node of `s`; null if it is invalid.
@@ -1566,6 +1707,7 @@ private:
         x.user = u;
         ++u->load;
         x.payload = shared_bytes(payload);
+        s.held_payload_bytes += payload.size();
         x.priority = static_cast<admission_priority>(priority);
         x.round = round;
         x.seq = seq;

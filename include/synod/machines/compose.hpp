@@ -10,7 +10,10 @@
 /// the end of the list, never reorder or remove one.
 ///
 /// The snapshot holds every machine's snapshot in its own length-prefixed section; restoring
-/// it is all-or-nothing across the machines.
+/// it is all-or-nothing across the machines. A snapshot written before machines were added at
+/// the end has fewer sections: the machines it lacks are restored to the state they had when
+/// this composition was built (no command of theirs can precede the snapshot). A section must
+/// fit its u32 length: `snapshot()` asserts that rather than write a wrapped length.
 
 #include <synod/core/assert.hpp>
 #include <synod/core/bytes.hpp>
@@ -25,6 +28,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <system_error>
 #include <tuple>
 #include <type_traits>
@@ -93,9 +97,11 @@ public:
         friend bool operator==(const result_type&, const result_type&) = default;
     };
 
-    compose() = default;
+    compose()
+        : initial_(initial_snapshots(machines_)) {}
     explicit compose(Machines... machines)
-        : machines_(std::move(machines)...) {}
+        : machines_(std::move(machines)...)
+        , initial_(initial_snapshots(machines_)) {}
 
     /// Wraps machine `I`'s command so the composition routes it there.
     template <std::size_t I>
@@ -139,7 +145,9 @@ public:
     }
 
     /// Restores every machine or none: on any error (a damaged envelope, or one machine
-    /// refusing its section) every machine keeps its state.
+    /// refusing its section) every machine keeps its state. Sections for machines past the
+    /// snapshot's count (it predates them) are their initial state; more sections than
+    /// machines is `corrupt_snapshot`.
     std::error_code restore(byte_span bytes) {
         const auto body = detail::unseal(bytes);
         if (!body) {
@@ -149,10 +157,11 @@ public:
         const auto version = r.get<std::uint8_t>();
         const auto count = std::size_t{r.get<std::uint8_t>()};
         std::array<byte_span, size> sections{};
-        for (auto& section : sections) {
-            section = r.get_bytes(r.get<std::uint32_t>());
+        for (std::size_t i = 0; i < size; ++i) {
+            sections[i] = i < count ? r.get_bytes(r.get<std::uint32_t>()) : initial_[i].span();
         }
-        if (!r.ok() || r.remaining() != 0 || version != snapshot_version || count != size) {
+        if (!r.ok() || r.remaining() != 0 || version != snapshot_version || count == 0 ||
+            count > size) {
             return errc::corrupt_snapshot;
         }
         return restore_all(sections, std::index_sequence_for<Machines...>{});
@@ -176,7 +185,18 @@ public:
     }
 
 private:
+    static std::array<shared_bytes, size> initial_snapshots(const std::tuple<Machines...>& m) {
+        return std::apply(
+            [](const Machines&... each) {
+                return std::array<shared_bytes, size>{shared_bytes(each.snapshot())...};
+            },
+            m);
+    }
+
     static void put_section(wire::byte_writer& w, const shared_bytes& section) {
+        // A wrapped length would make a snapshot no replica can restore: fail loudly instead.
+        SYNOD_ASSERT(section.size() <= std::numeric_limits<std::uint32_t>::max(),
+                     "a machine's snapshot exceeds the 4 GiB section limit of compose");
         w.put(static_cast<std::uint32_t>(section.size()));
         w.put_bytes(section.span());
     }
@@ -232,6 +252,9 @@ private:
 
     /// \invariant one instance per type, in the order of `Machines` (the order tags follow).
     std::tuple<Machines...> machines_;
+    /// Each machine's snapshot when the composition was built: what a snapshot that predates
+    /// a machine restores it to.
+    std::array<shared_bytes, size> initial_;
 };
 
 } // namespace synod::machines
