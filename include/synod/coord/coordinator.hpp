@@ -453,46 +453,41 @@ private:
         return cfg;
     }
 
-    void write(shared_bytes command, write_completion done) {
-        node_.propose(coordinator_machines::encode<machines::service_directory>(command.span()),
-                      [done = std::move(done)](typename node_type::result r) mutable {
-                          write_result out;
+    /// Proposes `command` to `Machine` and completes `done` with an `Out` that carries Raft's
+    /// refusal, the composition's routing error, or what `fill` takes from the machine's result.
+    template <class Machine, class Out, class Fill>
+    void propose_to(shared_bytes command, unique_function<void(Out)> done, Fill fill) {
+        node_.propose(coordinator_machines::encode<Machine>(command.span()),
+                      [done = std::move(done), fill](typename node_type::result r) mutable {
+                          Out out;
                           out.leader_hint = r.leader_hint;
                           if (r.error) {
                               out.error = r.error;
-                              return done(std::move(out));
-                          }
-                          if (r.value->routing_error) {
+                          } else if (r.value->routing_error) {
                               out.error = r.value->routing_error;
-                              return done(std::move(out));
+                          } else {
+                              fill(*r.value->template get_if<Machine>(), out);
                           }
-                          const auto* d = r.value->template get_if<machines::service_directory>();
-                          out.error = d->error;
-                          out.revision = d->revision;
-                          out.changed = d->changed;
                           done(std::move(out));
                       });
     }
 
+    void write(shared_bytes command, write_completion done) {
+        propose_to<machines::service_directory>(std::move(command), std::move(done),
+                                                [](const auto& d, write_result& out) {
+                                                    out.error = d.error;
+                                                    out.revision = d.revision;
+                                                    out.changed = d.changed;
+                                                });
+    }
+
     void admission_write(shared_bytes command, admission_completion done) {
-        node_.propose(coordinator_machines::encode<machines::admission_queue>(command.span()),
-                      [done = std::move(done)](typename node_type::result r) mutable {
-                          admission_result out;
-                          out.leader_hint = r.leader_hint;
-                          if (r.error) {
-                              out.error = r.error;
-                              return done(std::move(out));
-                          }
-                          if (r.value->routing_error) {
-                              out.error = r.value->routing_error;
-                              return done(std::move(out));
-                          }
-                          const auto* a = r.value->template get_if<machines::admission_queue>();
-                          out.error = a->error;
-                          out.position = a->position;
-                          out.duplicate = a->duplicate;
-                          done(std::move(out));
-                      });
+        propose_to<machines::admission_queue>(std::move(command), std::move(done),
+                                              [](const auto& a, admission_result& out) {
+                                                  out.error = a.error;
+                                                  out.position = a.position;
+                                                  out.duplicate = a.duplicate;
+                                              });
     }
 
     [[nodiscard]] directory_view view() const {
