@@ -82,6 +82,19 @@ byte_vector hello(std::uint64_t cluster_id, node_id from, node_id to,
     return byte_vector(b.begin(), b.end());
 }
 
+/// Connects to node 2 as node 1 (node 2 adopts the newer connection, as from a restarted
+/// peer) and returns the client once node 2 has accepted the hello.
+std::unique_ptr<raw_client> impersonate_node_1(pair_fixture& f) {
+    auto c = std::make_unique<raw_client>(f.t2->local_port());
+    c->write(hello(cluster, node_id{1}, node_id{2}));
+    net::handshake answer;
+    std::thread reader([&] { (void)c->read_handshake(answer); });
+    run_for(f.io, 50ms);
+    reader.join();
+    REQUIRE(answer.kind == net::handshake_kind::accept);
+    return c;
+}
+
 } // namespace
 
 TEST_CASE("transport: messages arrive in order, with their fields, both ways") {
@@ -234,17 +247,10 @@ TEST_CASE("transport: hostile frames after a valid handshake close that connecti
         REQUIRE(f.connect());
         const auto delivered = f.at2.size();
         {
-            // Pretends to be node 1: node 2 adopts the newer connection (a restarted peer).
-            raw_client c(f.t2->local_port());
-            c.write(hello(cluster, node_id{1}, node_id{2}));
-            net::handshake answer;
-            std::thread reader([&] { (void)c.read_handshake(answer); });
-            run_for(f.io, 50ms);
-            reader.join();
-            REQUIRE(answer.kind == net::handshake_kind::accept);
-            c.write(a.bytes);
+            auto c = impersonate_node_1(f);
+            c->write(a.bytes);
             if (a.why == close_reason::peer_closed) {
-                c.close();
+                c->close();
             }
             REQUIRE(run_until(f.io, [&] { return f.t2->counters().closed_for(a.why) >= 1; }));
         }
@@ -447,13 +453,7 @@ TEST_CASE("transport: a large frame trickling in byte by byte is assembled once,
     slow_redial.reconnect_max = 2000ms;
     pair_fixture f(slow_redial);
     REQUIRE(f.connect());
-    raw_client c(f.t2->local_port());
-    c.write(hello(cluster, node_id{1}, node_id{2}));
-    net::handshake answer;
-    std::thread reader([&] { (void)c.read_handshake(answer); });
-    run_for(f.io, 50ms);
-    reader.join();
-    REQUIRE(answer.kind == net::handshake_kind::accept);
+    auto c = impersonate_node_1(f);
     append_request r;
     r.from = node_id{1};
     r.to = node_id{2};
@@ -464,13 +464,13 @@ TEST_CASE("transport: a large frame trickling in byte by byte is assembled once,
     const std::size_t before = f.at2.size();
     std::size_t sent = 0;
     for (std::size_t piece : {std::size_t{5}, std::size_t{20}, std::size_t{1}, std::size_t{4096}}) {
-        c.write(byte_span(frame).subspan(sent, piece));
+        c->write(byte_span(frame).subspan(sent, piece));
         sent += piece;
         run_for(f.io, 5ms);
     }
     while (sent < frame.size()) {
         const std::size_t piece = std::min<std::size_t>(32 * 1024, frame.size() - sent);
-        c.write(byte_span(frame).subspan(sent, piece));
+        c->write(byte_span(frame).subspan(sent, piece));
         sent += piece;
         run_for(f.io, 1ms);
     }
