@@ -4,7 +4,15 @@
 // Reports committed proposals per second and latency percentiles, proposal to completion.
 //
 //   synod_loopback_bench [--clients C] [--outstanding K] [--seconds S] [--warmup S]
-//                        [--payload P] [--log memory|file] [--dir DIR]
+//                        [--payload P] [--log memory|file] [--dir DIR] [--window W]
+//                        [--client-sched batch|normal] [--preallocate BYTES]
+//
+// --window sets raft::config::max_inflight_appends (default 1: one AppendEntries in flight
+// per follower, so proposals arriving meanwhile ride in the next one, as in NuRaft; the
+// library's default is 64). --client-sched batch (the default) runs the client threads under
+// SCHED_BATCH, so that waking one does not preempt the node's thread that woke it; normal
+// leaves them as ordinary threads. --preallocate sets file_log_options::preallocate_bytes
+// (default: the library's). docs/performance.md has figures for these settings.
 //
 // The parent process starts the three node processes (this binary with --node), waits for
 // the leader's result line, prints it, and stops the followers.
@@ -34,10 +42,13 @@
 #include <iostream>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include <pthread.h>
+#include <sched.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -57,16 +68,21 @@ struct options {
     std::size_t payload = 256;
     std::string log = "memory";
     std::string dir = "/tmp/synod-loopback";
+    std::size_t window = 1;
+    bool batch_clients = true;
+    std::optional<std::uint64_t> preallocate;
     // Set for the node processes by the parent.
     std::uint64_t node = 0;
     std::vector<std::uint16_t> ports;
 };
 
 [[noreturn]] void usage(const std::string& why) {
-    std::cerr << "synod_loopback_bench: " << why << "\n"
-              << "usage: synod_loopback_bench [--clients C] [--outstanding K] [--seconds S]\n"
-                 "                            [--warmup S] [--payload BYTES]\n"
-                 "                            [--log memory|file] [--dir DIR]\n";
+    std::cerr
+        << "synod_loopback_bench: " << why << "\n"
+        << "usage: synod_loopback_bench [--clients C] [--outstanding K] [--seconds S]\n"
+           "                            [--warmup S] [--payload BYTES]\n"
+           "                            [--log memory|file] [--dir DIR] [--window W]\n"
+           "                            [--client-sched batch|normal] [--preallocate BYTES]\n";
     std::exit(2);
 }
 
@@ -98,6 +114,15 @@ options parse(int argc, char** argv) {
             o.log = value;
         } else if (flag == "--dir") {
             o.dir = value;
+        } else if (flag == "--preallocate") {
+            o.preallocate = number(value);
+        } else if (flag == "--window") {
+            o.window = number(value);
+        } else if (flag == "--client-sched") {
+            if (value != "batch" && value != "normal") {
+                usage("--client-sched takes batch or normal");
+            }
+            o.batch_clients = value == "batch";
         } else if (flag == "--node") {
             o.node = number(value);
         } else if (flag == "--ports") {
@@ -117,7 +142,7 @@ options parse(int argc, char** argv) {
     if (argc % 2 == 0) {
         usage("flags take values");
     }
-    if (o.clients < 1 || o.outstanding < 1 || o.seconds <= 0 || o.payload == 0 ||
+    if (o.clients < 1 || o.outstanding < 1 || o.seconds <= 0 || o.payload == 0 || o.window == 0 ||
         (o.log != "memory" && o.log != "file")) {
         usage("bad option value");
     }
@@ -206,6 +231,13 @@ public:
 
 private:
     void client(int c, clock_type::time_point measure_from, clock_type::time_point end) {
+        if (options_.batch_clients) {
+            sched_param none{};
+            if (int err = pthread_setschedparam(pthread_self(), SCHED_BATCH, &none)) {
+                std::cerr << "client " << c << ": SCHED_BATCH refused: " << std::strerror(err)
+                          << "\n";
+            }
+        }
         std::string text(options_.payload, 'x');
         std::uint64_t n = 0;
         while (true) {
@@ -236,6 +268,15 @@ private:
         }
     }
 
+    /// Whole run, warm-up included: entries each follower received per message from the
+    /// leader (heartbeats count as messages), i.e. how well the leader batched.
+    [[nodiscard]] double entries_per_message() const {
+        const auto& c = node_.counters();
+        return c.messages_sent == 0 ? 0.0
+                                    : 2.0 * static_cast<double>(c.entries_applied) /
+                                          static_cast<double>(c.messages_sent);
+    }
+
     void report(clock_type::time_point from, clock_type::time_point to) {
         std::sort(latencies_.begin(), latencies_.end());
         auto pct = [&](double q) {
@@ -249,10 +290,13 @@ private:
         };
         const double seconds = std::chrono::duration<double>(to - from).count();
         std::printf("clients=%d outstanding=%d payload=%zu log=%s seconds=%.1f committed=%zu "
-                    "ops_per_s=%.0f p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f errors=%llu\n",
+                    "ops_per_s=%.0f p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f errors=%llu window=%zu "
+                    "client_sched=%s entries_per_message=%.1f\n",
                     options_.clients, options_.outstanding, options_.payload, options_.log.c_str(),
                     seconds, latencies_.size(), static_cast<double>(latencies_.size()) / seconds,
-                    pct(0.50), pct(0.99), pct(0.999), static_cast<unsigned long long>(errors_));
+                    pct(0.50), pct(0.99), pct(0.999), static_cast<unsigned long long>(errors_),
+                    options_.window, options_.batch_clients ? "batch" : "normal",
+                    entries_per_message());
         std::fflush(stdout);
     }
 
@@ -277,6 +321,7 @@ int run_node(const options& o, boost::asio::io_context& io, Log& log) {
     cfg.election_timeout_max = std::chrono::milliseconds(leader ? 600 : 6000);
     cfg.heartbeat_interval = std::chrono::milliseconds(50);
     cfg.random_seed = o.node;
+    cfg.max_inflight_appends = o.window;
     net::transport_config t;
     t.cluster_id = 3;
     t.self = cfg.id;
@@ -365,6 +410,9 @@ int node_main(const options& o) {
     fo.directory = o.dir + "/node" + std::to_string(o.node);
     std::filesystem::remove_all(fo.directory);
     fo.own_io_thread = true;
+    if (o.preallocate) {
+        fo.preallocate_bytes = *o.preallocate;
+    }
     fo.post = [&io](unique_function<void()> job) { boost::asio::post(io, std::move(job)); };
     storage::file_log log(std::move(fo));
     return run_node(o, io, log);

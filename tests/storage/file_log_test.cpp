@@ -32,12 +32,16 @@ using recorded_log = storage::basic_file_log<recording_files>;
 const std::string seg1 = "/log/" + storage::wal::segment_file_name(1);
 const std::string seg2 = "/log/" + storage::wal::segment_file_name(2);
 
+/// Files that grow with every flush (no preallocation) unless asked: most tests here check
+/// file sizes and the calls the log makes; the preallocation tests ask for it.
 storage::file_log_options options(std::uint64_t segment_bytes = std::uint64_t{1} << 16,
-                                  std::size_t cache_bytes = std::size_t{1} << 20) {
+                                  std::size_t cache_bytes = std::size_t{1} << 20,
+                                  std::uint64_t preallocate_bytes = 0) {
     storage::file_log_options o;
     o.directory = "/log";
     o.segment_bytes = segment_bytes;
     o.cache_bytes = cache_bytes;
+    o.preallocate_bytes = preallocate_bytes;
     return o;
 }
 
@@ -62,6 +66,10 @@ std::error_code flush(recorded_log& log) {
     log.flush([&](std::error_code ec) { result = ec; });
     REQUIRE(result.has_value()); // inline mode: the callback runs inside flush
     return *result;
+}
+
+std::string file_name(const std::string& path) {
+    return path.substr(path.find_last_of('/') + 1);
 }
 
 /// Record size of an entry made by make_entries with a `payload`-byte payload.
@@ -122,6 +130,108 @@ TEST_CASE("file_log: group commit — one fdatasync covers every entry and hard 
     CHECK(disk.trace().empty()); // nothing new: no I/O at all
     CHECK(log->durable_last_index() == log_index{150});
     CHECK(log->flushes_completed() == 3);
+}
+
+TEST_CASE("file_log: preallocate_bytes extends the last segment with zeros ahead of its "
+          "records, so most flushes write in place without changing the file's size; a "
+          "closed segment is cut back to its records before the next one is created") {
+    recording_files disk;
+    // Records of 144 bytes: a 2000-byte segment takes 13 behind its 32-byte header.
+    auto log = open_log(disk, options(2000, std::size_t{1} << 20, 1024));
+    REQUIRE_FALSE(log->append(make_entries(1, 2, 1, 100)));
+    REQUIRE_FALSE(flush(*log));
+    const std::uint64_t header = storage::wal::segment_header_size;
+    CHECK(disk.contents(seg1)->size() == header + 2 * entry_record(100) + 1024);
+    // The next flushes land in the zeros: one write, one fdatasync, the size unchanged.
+    for (std::uint64_t i = 3; i <= 9; ++i) {
+        disk.clear_trace();
+        REQUIRE_FALSE(log->append(make_entries(i, i, 1, 100)));
+        REQUIRE_FALSE(flush(*log));
+        CHECK(disk.count(file_op::write) == 1);
+        CHECK(disk.count(file_op::truncate) == 0);
+        CHECK(disk.count(file_op::sync) == 1);
+        CHECK(disk.contents(seg1)->size() == header + 2 * entry_record(100) + 1024);
+    }
+    // Crossing the zeros extends again, up to segment_bytes at most.
+    REQUIRE_FALSE(log->append(make_entries(10, 10, 1, 100)));
+    REQUIRE_FALSE(flush(*log));
+    CHECK(disk.contents(seg1)->size() == 2000);
+    // 13 records fill the segment; the 14th opens segment 2, and segment 1 is cut back to
+    // its records, durably, before segment 2's file exists.
+    REQUIRE_FALSE(log->append(make_entries(11, 14, 1, 100)));
+    disk.clear_trace();
+    REQUIRE_FALSE(flush(*log));
+    CHECK(disk.contents(seg1)->size() == header + 13 * entry_record(100));
+    CHECK(disk.contents(seg2)->size() == header + entry_record(100) + 1024);
+    std::vector<std::string> calls;
+    for (const storage::file_event& e : disk.trace()) {
+        calls.push_back(std::string(to_string(e.op)) + " " + file_name(e.path));
+    }
+    const auto at = [&](const std::string& call) {
+        return std::find(calls.begin(), calls.end(), call) - calls.begin();
+    };
+    const std::string name1 = storage::wal::segment_file_name(1);
+    const std::string name2 = storage::wal::segment_file_name(2);
+    CHECK(at("truncate " + name1) < at("sync " + name1));
+    CHECK(at("sync " + name1) < at("open " + name2));
+    // Recovery reads the zeros as the end of the records, cuts them off, and continues there.
+    log.reset();
+    const recording_files image = disk.crash_image();
+    log = open_log(image, options(2000, std::size_t{1} << 20, 1024));
+    CHECK(log->last_index() == log_index{14});
+    CHECK(image.contents(seg2)->size() == header + entry_record(100));
+    CHECK(read_all(*log, log_index{1}, log_index{15}) == make_entries(1, 14, 1, 100));
+    REQUIRE_FALSE(log->append(make_entries(15, 16, 1, 100)));
+    REQUIRE_FALSE(flush(*log));
+    log.reset();
+    log = open_log(image.crash_image());
+    CHECK(read_all(*log, log_index{1}, log_index{17}) == make_entries(1, 16, 1, 100));
+}
+
+TEST_CASE("file_log: a flipped bit in the zeros past the last record is no damage — nothing was "
+          "ever stored there — and recovery keeps every entry; one in a record still is") {
+    recording_files disk;
+    {
+        auto log = open_log(disk, options(1 << 16, std::size_t{1} << 20, 4096));
+        REQUIRE_FALSE(log->append(make_entries(1, 5, 1, 100)));
+        REQUIRE_FALSE(flush(*log));
+    }
+    const std::uint64_t end = storage::wal::segment_header_size + 5 * entry_record(100);
+    REQUIRE(disk.contents(seg1)->size() == end + 4096);
+    for (const std::uint64_t offset : {end, end + 1, end + 15, end + 511, end + 2000, end + 4095}) {
+        for (const unsigned bit : {0U, 7U}) {
+            INFO("bit " << bit << " at offset " << offset);
+            recording_files image = disk.crash_image();
+            image.flip_bit(seg1, offset, bit);
+            auto log = open_log(image);
+            CHECK(log->last_index() == log_index{5});
+            CHECK(read_all(*log, log_index{1}, log_index{6}) == make_entries(1, 5, 1, 100));
+            CHECK(image.contents(seg1)->size() == end);
+        }
+    }
+    recording_files image = disk.crash_image();
+    image.flip_bit(seg1, end - 20, 3);
+    const auto [ec, detail] = refused(image);
+    CHECK(ec == errc::corrupt_storage);
+    CHECK(detail.find(storage::wal::segment_file_name(1) + " offset ") != std::string::npos);
+}
+
+TEST_CASE("file_log: with no room for the zeros ahead of the records, the flush still "
+          "succeeds and the file holds just the records") {
+    recording_files disk;
+    auto log = open_log(disk, options(1 << 16, std::size_t{1} << 20, 1 << 20));
+    REQUIRE_FALSE(log->append(make_entries(1, 3, 1, 100)));
+    const std::uint64_t end = storage::wal::segment_header_size + 3 * entry_record(100);
+    disk.set_capacity(end + 4096); // the records fit, a MiB of zeros does not
+    REQUIRE_FALSE(flush(*log));
+    CHECK(disk.contents(seg1)->size() == end);
+    REQUIRE_FALSE(log->append(make_entries(4, 4, 1, 100)));
+    REQUIRE_FALSE(flush(*log));
+    CHECK(disk.contents(seg1)->size() == end + entry_record(100));
+    log.reset();
+    disk.set_capacity(std::nullopt);
+    log = open_log(disk.crash_image());
+    CHECK(read_all(*log, log_index{1}, log_index{5}) == make_entries(1, 4, 1, 100));
 }
 
 TEST_CASE("file_log: truncate_suffix is durable before it returns, across segments, and keeps "
@@ -796,54 +906,67 @@ std::error_code error_sweep_workload(recorded_log& log, log_index& durable) {
 TEST_CASE("file_log: an I/O error at any file-system call of a workload fails the log with "
           "storage_failure (disk_full for ENOSPC) and leaves a disk that recovers everything "
           "flushed before it") {
-    std::size_t calls = 0;
-    {
-        recording_files disk;
-        auto log = open_log(disk, options(1024));
-        disk.clear_trace();
-        log_index durable;
-        REQUIRE_FALSE(error_sweep_workload(*log, durable));
-        calls = disk.trace().size();
-    }
-    REQUIRE(calls > 30);
     std::size_t failed_runs = 0;
-    for (const bool full_disk : {false, true}) {
-        for (std::size_t k = 0; k < calls; ++k) {
-            INFO("fault at call " << k
-                                  << std::string(full_disk ? " (ENOSPC on writes)" : " (EIO)"));
+    std::size_t zeros_skipped = 0;
+    // Growing files, and files extended with zeros (which adds writes and truncations).
+    for (const std::uint64_t preallocate : {std::uint64_t{0}, std::uint64_t{300}}) {
+        std::size_t calls = 0;
+        {
             recording_files disk;
-            auto log = open_log(disk, options(1024));
-            std::size_t seen = 0;
-            bool hit = false;
-            file_op hit_op{};
-            disk.set_fault([&](const storage::file_event& e) -> std::error_code {
-                if (seen++ != k || (full_disk && e.op != file_op::write)) {
-                    return {};
+            auto log = open_log(disk, options(1024, std::size_t{1} << 20, preallocate));
+            disk.clear_trace();
+            log_index durable;
+            REQUIRE_FALSE(error_sweep_workload(*log, durable));
+            calls = disk.trace().size();
+        }
+        REQUIRE(calls > 30);
+        for (const bool full_disk : {false, true}) {
+            for (std::size_t k = 0; k < calls; ++k) {
+                INFO("fault at call " << k
+                                      << std::string(full_disk ? " (ENOSPC on writes)" : " (EIO)")
+                                      << ", preallocate_bytes " << preallocate);
+                recording_files disk;
+                auto log = open_log(disk, options(1024, std::size_t{1} << 20, preallocate));
+                std::size_t seen = 0;
+                bool hit = false;
+                file_op hit_op{};
+                disk.set_fault([&](const storage::file_event& e) -> std::error_code {
+                    if (seen++ != k || (full_disk && e.op != file_op::write)) {
+                        return {};
+                    }
+                    hit = true;
+                    hit_op = e.op;
+                    return std::make_error_code(full_disk ? std::errc::no_space_on_device
+                                                          : std::errc::io_error);
+                });
+                log_index durable{0};
+                const std::error_code ec = error_sweep_workload(*log, durable);
+                disk.set_fault(nullptr);
+                if (!hit || hit_op == file_op::close) {
+                    CHECK_FALSE(ec); // no fault, or one on a call whose failure changes nothing
+                    continue;
                 }
-                hit = true;
-                hit_op = e.op;
-                return std::make_error_code(full_disk ? std::errc::no_space_on_device
-                                                      : std::errc::io_error);
-            });
-            log_index durable{0};
-            const std::error_code ec = error_sweep_workload(*log, durable);
-            disk.set_fault(nullptr);
-            if (!hit || hit_op == file_op::close) {
-                CHECK_FALSE(ec); // no fault, or one on a call whose failure changes nothing
-                continue;
+                if (!ec && full_disk && preallocate != 0) {
+                    // No room for the zeros ahead of the records: the log went on without them.
+                    ++zeros_skipped;
+                    auto after = open_log(disk.crash_image(), options(1024));
+                    CHECK(after->last_index() == log->last_index());
+                    continue;
+                }
+                ++failed_runs;
+                CHECK(ec == (full_disk ? errc::disk_full : errc::storage_failure));
+                CHECK_FALSE(log->last_error_detail().empty());
+                CHECK(log->append(make_entries(log->last_index().value() + 1,
+                                               log->last_index().value() + 1, 3)) ==
+                      errc::storage_failure);
+                log.reset();
+                auto after = open_log(disk.crash_image(), options(1024));
+                CHECK(after->last_index() >= durable);
             }
-            ++failed_runs;
-            CHECK(ec == (full_disk ? errc::disk_full : errc::storage_failure));
-            CHECK_FALSE(log->last_error_detail().empty());
-            CHECK(log->append(make_entries(log->last_index().value() + 1,
-                                           log->last_index().value() + 1, 3)) ==
-                  errc::storage_failure);
-            log.reset();
-            auto after = open_log(disk.crash_image(), options(1024));
-            CHECK(after->last_index() >= durable);
         }
     }
-    CHECK(failed_runs > calls);
+    CHECK(failed_runs > 60);
+    CHECK(zeros_skipped > 0);
 }
 
 TEST_CASE("file_log: an I/O error at any file-system call of a recovery that must repair "

@@ -209,7 +209,13 @@ public:
         if (!last) {
             return false;
         }
-        const std::uint64_t size = files_.contents(*last)->size();
+        // Only the records: zeros past them (preallocate_bytes) never held data, and
+        // recovery rightly ignores a flip there. The last non-zero byte is in the last record.
+        const byte_vector bytes = *files_.contents(*last);
+        std::uint64_t size = bytes.size();
+        while (size > 0 && bytes[size - 1] == std::byte{0}) {
+            --size;
+        }
         if (size <= storage::wal::segment_header_size) {
             return false;
         }

@@ -8,6 +8,10 @@
 /// - Entries and hard states are records appended to segment files (`wal_format.hpp`); a
 ///   segment is closed at `segment_bytes` (default 64 MiB). One `fdatasync` covers every
 ///   record appended before a flush: entries and the hard state ride together (group commit).
+/// - The last segment is kept extended with zeros `preallocate_bytes` past its records, so
+///   most flushes overwrite zeros in place and their `fdatasync` has no file size to commit
+///   (a journal commit on ext4 and XFS). A segment is cut back to its records, durably,
+///   before the next one is created; recovery reads the zero tail as the end of the log.
 /// - The `hard_state` file (hard state + where the log starts) and the `snapshot` file are
 ///   replaced atomically: temp file, fsync, rename, fsync of the directory. The `hard_state`
 ///   file is written only when the records holding the latest hard state are about to go
@@ -48,6 +52,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <cerrno>
 #include <condition_variable>
 #include <cstddef>
@@ -77,6 +82,11 @@ struct file_log_options {
     /// A segment is closed once the next record would take it past this size; a record
     /// larger than this gets a segment of its own. At least 512 bytes, at most 4 GiB - 1.
     std::uint64_t segment_bytes = std::uint64_t{64} << 20;
+    /// How far past its records the last segment is extended with zeros (capped at
+    /// `segment_bytes`); 0: files grow with every flush. Overwriting written zeros lets
+    /// `fdatasync` skip the size update; docs/performance.md has the measured difference. When
+    /// the disk has no room for the zeros, the log goes on without them.
+    std::uint64_t preallocate_bytes = std::uint64_t{1} << 20;
     /// Durable entries kept in memory for `entries`, by `entry_cost`; older ones are read back
     /// from disk. Entries not yet durable are always in memory, whatever this says.
     std::size_t cache_bytes = std::size_t{16} << 20;
@@ -395,8 +405,12 @@ private:
         file_handle handle; ///< valid once the file exists
         bool on_disk = false;
         bool creating = false; ///< a flush in flight creates the file
-        /// Bytes in the file, written by completed flushes (or found by recovery).
+        /// Bytes of records in the file, written by completed flushes (or found by recovery).
         std::uint64_t written = 0;
+        /// The file's size: `written` plus the zeros written past it (`preallocate_bytes`).
+        /// \invariant allocated >= written once the file exists; only the last segment has
+        /// allocated > written once a flush completes (recovery needs that).
+        std::uint64_t allocated = 0;
         /// Bytes the flush in flight is writing at `written`.
         std::uint64_t in_flight = 0;
         /// Bytes appended since, to be written at `written + in_flight` by the next flush.
@@ -422,6 +436,10 @@ private:
         file_handle handle; ///< invalid: create the file first
         std::uint64_t offset = 0;
         byte_vector bytes;
+        /// The file's size before this write and the size it leaves: larger than the end of
+        /// `bytes` to extend with zeros, smaller than `allocated_before` to cut zeros off.
+        std::uint64_t allocated_before = 0;
+        std::uint64_t size_after = 0;
         bool done = false;
     };
 
@@ -574,12 +592,22 @@ private:
             state_file_due_ = false;
         }
         for (segment& s : segments_) {
-            if (s.pending.empty()) {
+            const std::uint64_t end = s.written + s.pending.size();
+            const bool last = &s == &segments_.back();
+            // A closed segment loses its zeros before the next one is created (writes run in
+            // segment order), so recovery only ever meets them at the end of the last one.
+            if (s.pending.empty() && (last || s.allocated <= end)) {
                 continue;
             }
             SYNOD_ASSERT(s.in_flight == 0, "a batch built while another is in flight");
+            std::uint64_t size_after = last ? std::max(s.allocated, end) : end;
+            if (last && end > s.allocated && options_.preallocate_bytes != 0) {
+                size_after = std::max(
+                    end, std::min(options_.segment_bytes, end + options_.preallocate_bytes));
+            }
             s.in_flight = s.pending.size();
-            b.writes.push_back({s.number, s.path, s.handle, s.written, std::move(s.pending)});
+            b.writes.push_back({s.number, s.path, s.handle, s.written, std::move(s.pending),
+                                s.allocated, size_after});
             s.pending = spare_buffer();
             s.creating = !s.on_disk;
         }
@@ -632,6 +660,24 @@ private:
                 (void)files_.truncate(w.handle, w.offset);
                 return fail(ec, "write segment " + name + " offset " + std::to_string(w.offset));
             }
+            const std::uint64_t end = w.offset + w.bytes.size();
+            const std::uint64_t filled = std::max(w.allocated_before, end);
+            if (w.size_after > filled) {
+                if (auto ec = write_zeros(w.handle, filled, w.size_after)) {
+                    if (ec != std::errc::no_space_on_device) {
+                        return fail(ec, "extend segment " + name + " with zeros to " +
+                                            std::to_string(w.size_after));
+                    }
+                    // The zeros only save time: with the disk full, go on without them.
+                    (void)files_.truncate(w.handle, filled);
+                    w.size_after = filled;
+                }
+            } else if (w.size_after < w.allocated_before) {
+                if (auto ec = files_.truncate(w.handle, w.size_after)) {
+                    return fail(ec,
+                                "truncate segment " + name + " to " + std::to_string(w.size_after));
+                }
+            }
             if (auto ec = files_.sync(w.handle)) {
                 return fail(ec, "fdatasync segment " + name);
             }
@@ -658,6 +704,31 @@ private:
         }
     }
 
+    [[nodiscard]] static bool set_bits_at_most_one(byte_span bytes) noexcept {
+        int bits = 0;
+        for (const std::byte b : bytes) {
+            bits += std::popcount(static_cast<unsigned>(b));
+            if (bits > 1) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /// Writes zeros over [from, to) of a file, in pieces of a shared zero block.
+    std::error_code write_zeros(file_handle h, std::uint64_t from, std::uint64_t to) const {
+        static constexpr std::size_t block = std::size_t{64} << 10;
+        static const byte_vector zeros(block);
+        for (std::uint64_t at = from; at < to;) {
+            const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(block, to - at));
+            if (auto ec = files_.write_at(h, at, byte_span(zeros.data(), n))) {
+                return ec;
+            }
+            at += n;
+        }
+        return {};
+    }
+
     /// Takes a finished batch's outcome into the log (on the node's thread).
     void absorb(io_batch& b) {
         for (segment_write& w : b.writes) {
@@ -670,6 +741,7 @@ private:
                 }
                 if (w.done) {
                     s->written += w.bytes.size();
+                    s->allocated = w.size_after;
                 }
                 s->in_flight = 0;
             } else {
@@ -819,6 +891,7 @@ private:
                             "fdatasync segment " + file_name(cut.path) + ": " + ec.message());
             }
             cut.written = offset;
+            cut.allocated = offset;
         } else {
             const std::size_t keep = static_cast<std::size_t>(offset - cut.written);
             pending_bytes_ -= cut.pending.size() - keep;
@@ -1477,6 +1550,21 @@ private:
                 pos = *end;
                 continue;
             }
+            if (last && !h) {
+                // Where the records end in a segment extended with zeros (every recovery of
+                // one): the rest of the sector reads as zeros. One set bit is a flip in space
+                // that never held data — a header has more, whatever one flip did to it.
+                const std::uint64_t sector_end =
+                    std::min((pos / wal::sector_size + 1) * wal::sector_size, size);
+                if (fetch(pos, sector_end - pos) &&
+                    set_bits_at_most_one(bytes(pos, sector_end - pos))) {
+                    torn_at = pos;
+                    break;
+                }
+                if (read_error) {
+                    break;
+                }
+            }
             if (last) {
                 // Rare (after a crash): judge the damage with the whole file in view.
                 byte_vector file(static_cast<std::size_t>(size));
@@ -1536,6 +1624,7 @@ private:
         s.handle = f.handle;
         s.on_disk = true;
         s.written = scan.torn_at.value_or(scan.end);
+        s.allocated = s.written;
         f.handle = {};
         segments_.push_back(std::move(s));
         last_ = std::max(last_, scan.expected - 1);
