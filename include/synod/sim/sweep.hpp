@@ -580,13 +580,21 @@ private:
     /// voters), so demotions and crashes together never leave the voters without a majority.
     [[nodiscard]] std::size_t down_count() {
         std::size_t down = 0;
-        std::size_t learners = 0;
+        // Nodes outside the smallest voter set a running node knows: learners, and while a
+        // change is joint, whatever C_old or C_new lacks (during a promotion the learner has
+        // left learners() but C_old is still the small set, and C_old needs its own majority).
+        std::size_t non_voters = 0;
         for (node_id id : cluster_->ids()) {
             if (cluster_->is_up(id)) {
-                learners = std::max(learners, cluster_->node(id).config().learners().size());
+                const membership& c = cluster_->node(id).config();
+                std::size_t voters = c.voters().size();
+                if (c.is_joint()) {
+                    voters = std::min(voters, c.outgoing_voters().size());
+                }
+                non_voters = std::max(non_voters, size_ - std::min(size_, voters));
             }
         }
-        down += learners;
+        down += non_voters;
         for (node_id id : cluster_->ids()) {
             down +=
                 !cluster_->is_up(id) || cluster_->node(id).stopped() || cluster_->disk(id).failed()
@@ -662,6 +670,19 @@ private:
                    << st.leader.value() << "/last" << st.last_index.value() << "/durable"
                    << st.durable_index.value() << "/commit" << st.commit_index.value()
                    << (st.stopped ? "/stopped" : "");
+                // The voter sets decide who can win an election (both while joint).
+                const membership& c = cluster_->node(id).config();
+                auto names = [&](const std::vector<node_id>& ids) {
+                    std::string out;
+                    for (node_id v : ids) {
+                        out += (out.empty() ? "" : ",") + name(v);
+                    }
+                    return out;
+                };
+                os << "/voters{" << names(c.voters()) << "}";
+                if (c.is_joint()) {
+                    os << "/outgoing{" << names(c.outgoing_voters()) << "}";
+                }
                 for (const auto& f : st.followers) {
                     os << "[" << name(f.id) << " match" << f.match.value() << " next"
                        << f.next.value() << " " << raft::to_string(f.state) << " inflight"
