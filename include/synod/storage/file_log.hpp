@@ -411,6 +411,9 @@ private:
         /// \invariant allocated >= written once the file exists; only the last segment has
         /// allocated > written once a flush completes (recovery needs that).
         std::uint64_t allocated = 0;
+        /// The disk had no room for zeros ahead of this segment's records: extending it again
+        /// would fill the disk at every flush (and starve other writers), so it just grows.
+        bool zeros_refused = false;
         /// Bytes the flush in flight is writing at `written`.
         std::uint64_t in_flight = 0;
         /// Bytes appended since, to be written at `written + in_flight` by the next flush.
@@ -440,6 +443,7 @@ private:
         /// `bytes` to extend with zeros, smaller than `allocated_before` to cut zeros off.
         std::uint64_t allocated_before = 0;
         std::uint64_t size_after = 0;
+        bool zeros_refused = false; ///< set by `execute`: no room for the zeros
         bool done = false;
     };
 
@@ -601,7 +605,10 @@ private:
             }
             SYNOD_ASSERT(s.in_flight == 0, "a batch built while another is in flight");
             std::uint64_t size_after = last ? std::max(s.allocated, end) : end;
-            if (last && end > s.allocated && options_.preallocate_bytes != 0) {
+            // A flush that brings a preallocation's worth of records itself (a follower
+            // catching up, large entries) would only write every byte twice: it grows the file.
+            if (last && end > s.allocated && options_.preallocate_bytes != 0 && !s.zeros_refused &&
+                s.pending.size() < options_.preallocate_bytes) {
                 size_after = std::max(
                     end, std::min(options_.segment_bytes, end + options_.preallocate_bytes));
             }
@@ -664,13 +671,17 @@ private:
             const std::uint64_t filled = std::max(w.allocated_before, end);
             if (w.size_after > filled) {
                 if (auto ec = write_zeros(w.handle, filled, w.size_after)) {
-                    if (ec != std::errc::no_space_on_device) {
+                    if (classify(ec) != errc::disk_full) {
                         return fail(ec, "extend segment " + name + " with zeros to " +
                                             std::to_string(w.size_after));
                     }
-                    // The zeros only save time: with the disk full, go on without them.
-                    (void)files_.truncate(w.handle, filled);
-                    w.size_after = filled;
+                    // The zeros only save time: with the disk full, go on without them. If the
+                    // zeros that did land cannot be cut off, `size_after` stays an upper bound
+                    // of the size, so the segment is still cut back when it closes.
+                    w.zeros_refused = true;
+                    if (!files_.truncate(w.handle, filled)) {
+                        w.size_after = filled;
+                    }
                 }
             } else if (w.size_after < w.allocated_before) {
                 if (auto ec = files_.truncate(w.handle, w.size_after)) {
@@ -742,6 +753,7 @@ private:
                 if (w.done) {
                     s->written += w.bytes.size();
                     s->allocated = w.size_after;
+                    s->zeros_refused = s->zeros_refused || w.zeros_refused;
                 }
                 s->in_flight = 0;
             } else {
@@ -1229,8 +1241,28 @@ private:
         // Segments that began before the log's start and hold only compacted entries: the
         // log was compacted past its end and a crash interrupted their removal. (A segment
         // that begins at the start holds records written since, and stays.)
-        while (!segments_.empty() && segments_.front().last < first_ &&
-               segments_.front().first < first_) {
+        auto compacted = [&](const segment& s) { return s.last < first_ && s.first < first_; };
+        for (const segment& s : segments_) {
+            if (!compacted(s)) {
+                break;
+            }
+            if (s.number == hard_state_at_.segment_number) {
+                // It holds the newest hard-state record, which this recovery answers with:
+                // the `hard_state` file takes it, durably, before the record goes.
+                wal::state_file checkpoint = stored_state_;
+                checkpoint.sequence = hard_state_sequence_;
+                checkpoint.state = hard_state_;
+                const byte_vector bytes = wal::encode_state_file(checkpoint);
+                const byte_span parts[] = {bytes};
+                std::string detail;
+                if (auto ec = replace_file("hard_state", parts, detail)) {
+                    return report(classify(ec), std::move(detail));
+                }
+                stored_state_ = checkpoint;
+                hard_state_at_ = {};
+            }
+        }
+        while (!segments_.empty() && compacted(segments_.front())) {
             segment& s = segments_.front();
             close_quietly(s.handle);
             if (auto ec = files_.remove(s.path)) {
