@@ -432,8 +432,8 @@ TEST_CASE("file_log crash consistency: at every crash point of a workload, with 
                                       : "flush inside flush()"));
             // Files that grow with each flush; extended with zeros a little at a time; and
             // extended at once to the segment size (the default preallocation is larger).
-            for (std::uint64_t preallocate : {std::uint64_t{0}, std::uint64_t{200},
-                                              crash_options().preallocate_bytes}) {
+            for (std::uint64_t preallocate :
+                 {std::uint64_t{0}, std::uint64_t{200}, crash_options().preallocate_bytes}) {
                 INFO("preallocate_bytes " << preallocate);
                 run_workload(seed, deferred, preallocate, repairs);
             }
