@@ -848,6 +848,22 @@ private:
 
     // --- truncation ----------------------------------------------------------------------
 
+    /// Writes the current hard state into the `hard_state` file, durably, because the record
+    /// holding it is about to go; on failure `detail` says which step failed.
+    std::error_code checkpoint_hard_state(std::string& detail) {
+        wal::state_file checkpoint = stored_state_;
+        checkpoint.sequence = hard_state_sequence_;
+        checkpoint.state = hard_state_;
+        const byte_vector bytes = wal::encode_state_file(checkpoint);
+        const byte_span parts[] = {bytes};
+        if (auto ec = replace_file("hard_state", parts, detail)) {
+            return ec;
+        }
+        stored_state_ = checkpoint;
+        hard_state_at_ = {};
+        return {};
+    }
+
     /// Cuts the log at `offset` of segment `k`, durably: first the hard state, if its latest
     /// record is about to be cut, goes to the `hard_state` file; then later segments are
     /// removed (and the removal synced); then the segment is truncated and synced. Each step
@@ -857,17 +873,10 @@ private:
         if (hard_state_at_.segment_number != 0 &&
             (hard_state_at_.segment_number > s.number ||
              (hard_state_at_.segment_number == s.number && hard_state_at_.offset >= offset))) {
-            wal::state_file checkpoint = stored_state_;
-            checkpoint.sequence = hard_state_sequence_;
-            checkpoint.state = hard_state_;
-            const byte_vector bytes = wal::encode_state_file(checkpoint);
-            const byte_span parts[] = {bytes};
             std::string detail;
-            if (auto ec = replace_file("hard_state", parts, detail)) {
+            if (auto ec = checkpoint_hard_state(detail)) {
                 return fail(classify(ec), std::move(detail));
             }
-            stored_state_ = checkpoint;
-            hard_state_at_ = {};
         }
         bool removed = false;
         while (segments_.size() > k + 1) {
@@ -1249,17 +1258,10 @@ private:
             if (s.number == hard_state_at_.segment_number) {
                 // It holds the newest hard-state record, which this recovery answers with:
                 // the `hard_state` file takes it, durably, before the record goes.
-                wal::state_file checkpoint = stored_state_;
-                checkpoint.sequence = hard_state_sequence_;
-                checkpoint.state = hard_state_;
-                const byte_vector bytes = wal::encode_state_file(checkpoint);
-                const byte_span parts[] = {bytes};
                 std::string detail;
-                if (auto ec = replace_file("hard_state", parts, detail)) {
+                if (auto ec = checkpoint_hard_state(detail)) {
                     return report(classify(ec), std::move(detail));
                 }
-                stored_state_ = checkpoint;
-                hard_state_at_ = {};
             }
         }
         while (!segments_.empty() && compacted(segments_.front())) {
