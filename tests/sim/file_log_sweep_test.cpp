@@ -46,6 +46,18 @@ TEST_CASE("sweep on the file log: seeds pass every oracle with every fault class
     CHECK(sim::run_sweep(3, o).trace_hash == sim::run_sweep(3, o).trace_hash);
 }
 
+TEST_CASE("sweep fault budget: a bit flip during a learner's promotion never takes a node the "
+          "outgoing configuration still needs for its majority (thesis §4.3: a joint "
+          "configuration needs majorities of both voter sets)") {
+    // Seed 237 on the file log corrupted n1 for good while {1,3} was C_old of a joint
+    // change: no election could ever win again and liveness failed.
+    sim::sweep_options o;
+    o.log = sim::log_kind::file;
+    const auto r = sim::run_sweep(237, o);
+    INFO(r.failure << " (replay: synod_sim --log file --seed 237)");
+    CHECK(r.passed);
+}
+
 TEST_CASE("cluster on the file log: a node crashed in the middle of a flush recovers a prefix "
           "of its log with everything it made durable, and rejoins") {
     sim::cluster_options o;

@@ -216,6 +216,33 @@ TEST_CASE("file_log: a flipped bit in the zeros past the last record is no damag
     CHECK(detail.find(storage::wal::segment_file_name(1) + " offset ") != std::string::npos);
 }
 
+TEST_CASE("file_log: zeros a full disk half-accepted and that cannot be cut off still leave "
+          "the segment cut back to its records when it closes, so it recovers") {
+    recording_files disk;
+    auto log = open_log(disk, options(2000, std::size_t{1} << 20, 1024));
+    REQUIRE_FALSE(log->append(make_entries(1, 2, 1, 100)));
+    const std::uint64_t end = storage::wal::segment_header_size + 2 * entry_record(100);
+    disk.set_capacity(end + 300); // the records and 300 bytes of zeros fit, not 1,024
+    disk.set_fault([](const storage::file_event& e) -> std::error_code {
+        return e.op == file_op::truncate ? std::make_error_code(std::errc::io_error)
+                                         : std::error_code{};
+    });
+    REQUIRE_FALSE(flush(*log));
+    disk.set_fault(nullptr);
+    disk.set_capacity(std::nullopt);
+    CHECK(disk.contents(seg1)->size() == end + 300); // the zeros that landed stay
+    // A record too large for what is left opens segment 2: segment 1, holding 2 records and
+    // stray zeros after them, is cut back to the records.
+    REQUIRE_FALSE(log->append(make_entries(3, 3, 1, 1800)));
+    REQUIRE_FALSE(flush(*log));
+    CHECK(log->segment_count() == 2);
+    CHECK(disk.contents(seg1)->size() == end);
+    log.reset();
+    log = open_log(disk.crash_image());
+    CHECK(read_all(*log, log_index{1}, log_index{3}) == make_entries(1, 2, 1, 100));
+    CHECK(log->last_index() == log_index{3});
+}
+
 TEST_CASE("file_log: a flush that brings preallocate_bytes of records itself grows the file "
           "without zeros (they would only write every byte twice)") {
     recording_files disk;
