@@ -436,6 +436,52 @@ TEST_CASE("thesis §10.2.1: the leader replicates while its own flush is in flig
     CHECK(done == 50);
 }
 
+TEST_CASE("thesis §10.2.1: with two flushes allowed in flight, proposals made while the first "
+          "flush runs start a second at once; the leader counts itself for each batch only as "
+          "its own flush completes") {
+    node_harness h(n1, {n1, n2, n3});
+    REQUIRE(h.config.max_flushes_in_flight == 2); // the default
+    h.start();
+    h.elect();
+    h.ack(n2, 1);
+    h.ack(n3, 1);
+    h.log.set_flush_mode(storage::flush_mode::held);
+    const auto flushes_before = h.node->counters().flushes;
+    auto propose = [&](int k) {
+        h.node->propose(shared_bytes("p" + std::to_string(k)),
+                        [](auto r) { CHECK_FALSE(r.error); });
+        h.settle();
+    };
+    propose(1); // index 2
+    CHECK(h.log.pending_flushes() == 1);
+    propose(2); // index 3: a second flush, not waiting for the first
+    CHECK(h.log.pending_flushes() == 2);
+    propose(3); // index 4: the limit is reached; it waits for a flush to complete
+    CHECK(h.log.pending_flushes() == 2);
+    CHECK(h.node->counters().flushes == flushes_before + 2);
+    h.ack(n2, 4); // n2 alone is no quorum: the leader's copy of 2..4 is not durable yet
+    CHECK(h.node->commit_index() == log_index{1});
+    h.log.release_flushes(1); // the first flush: index 2 is durable here
+    h.settle();
+    CHECK(h.node->commit_index() == log_index{2});
+    CHECK(h.log.pending_flushes() == 2); // the third flush started as the first completed
+    h.log.release_flushes(1);
+    h.settle();
+    CHECK(h.node->commit_index() == log_index{3});
+    h.log.release_flushes();
+    h.settle();
+    CHECK(h.node->commit_index() == log_index{4});
+}
+
+TEST_CASE("raft::config: max_flushes_in_flight 0 is invalid_argument") {
+    raft::config c;
+    c.id = n1;
+    c.max_flushes_in_flight = 0;
+    CHECK(c.validate() == errc::invalid_argument);
+    c.max_flushes_in_flight = 1;
+    CHECK_FALSE(c.validate());
+}
+
 } // namespace
 
 namespace {

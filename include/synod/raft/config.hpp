@@ -46,6 +46,13 @@ struct config {
     std::size_t max_inflight_appends = 64;
     std::size_t max_inflight_bytes = std::size_t{32} << 20;
 
+    /// Log flushes the node keeps under way at once. With more than one, writes made while a
+    /// flush is running start their own at once instead of waiting for it to end; a log that
+    /// runs flushes one after another (`memory_log`, a `file_log` with one flush at a time)
+    /// just queues them. Each completion counts for the writes made before its own `flush`
+    /// call, whatever order the log completes them in. At least 1.
+    std::size_t max_flushes_in_flight = 2;
+
     /// Proposals are refused with `errc::uncommitted_limit` once the leader holds this many
     /// bytes (`entry_cost`) of uncommitted entries.
     std::size_t max_uncommitted_bytes = std::size_t{64} << 20;
@@ -98,8 +105,8 @@ struct config {
             election_timeout_max <= election_timeout_min || heartbeat_interval.count() <= 0 ||
             heartbeat_interval >= election_timeout_min || max_entries_per_append == 0 ||
             max_bytes_per_append == 0 || max_inflight_appends == 0 || max_inflight_bytes == 0 ||
-            max_uncommitted_bytes == 0 || max_proposal_bytes == 0 || max_apply_batch == 0 ||
-            snapshot_chunk_bytes == 0 || lease_clock_drift.count() < 0 ||
+            max_flushes_in_flight == 0 || max_uncommitted_bytes == 0 || max_proposal_bytes == 0 ||
+            max_apply_batch == 0 || snapshot_chunk_bytes == 0 || lease_clock_drift.count() < 0 ||
             lease_clock_drift >= election_timeout_min) {
             return errc::invalid_argument;
         }

@@ -1006,7 +1006,9 @@ private:
         // What the truncation removed is no longer durable here, and a flush already under way
         // cannot make entries appended after the truncation durable.
         durable_index_ = std::min(durable_index_, index - 1);
-        flush_target_index_ = std::min(flush_target_index_, index - 1);
+        for (pending_flush& f : flushes_) {
+            f.index = std::min(f.index, index - 1);
+        }
         if (config_index_ >= index) {
             if (auto ec = reload_membership()) {
                 fail_storage(ec);
@@ -1982,7 +1984,8 @@ private:
     }
 
     void start_flush() {
-        if (flush_in_flight_ || durable_writes_ == writes_) {
+        if (flushes_.size() >= cfg_.max_flushes_in_flight || durable_writes_ == writes_ ||
+            (!flushes_.empty() && flushes_.back().writes == writes_)) {
             return;
         }
         if (commit_ != saved_commit_) {
@@ -1994,15 +1997,22 @@ private:
             ++writes_;
             saved_commit_ = commit_;
         }
-        flush_in_flight_ = true;
-        flush_target_writes_ = writes_;
-        flush_target_index_ = log_.last_index();
+        const std::uint64_t id = ++flush_ids_;
+        flushes_.push_back({id, writes_, log_.last_index()});
         ++counters_.flushes;
-        log_.flush(guarded<&node::on_flushed>());
+        log_.flush([life = std::weak_ptr<node*>(lifetime_), id](std::error_code ec) {
+            if (auto self = life.lock(); self && *self) {
+                (*self)->on_flushed(id, ec);
+            }
+        });
     }
 
-    void on_flushed(std::error_code ec) {
-        flush_in_flight_ = false;
+    void on_flushed(std::uint64_t id, std::error_code ec) {
+        const auto it = std::find_if(flushes_.begin(), flushes_.end(),
+                                     [id](const pending_flush& f) { return f.id == id; });
+        SYNOD_ASSERT(it != flushes_.end(), "a flush completed twice");
+        const pending_flush done = *it;
+        flushes_.erase(it);
         if (stopped_) {
             return;
         }
@@ -2010,8 +2020,8 @@ private:
             ++counters_.flush_failures;
             return fail_storage(ec);
         }
-        durable_writes_ = flush_target_writes_;
-        durable_index_ = std::max(durable_index_, flush_target_index_);
+        durable_writes_ = std::max(durable_writes_, done.writes);
+        durable_index_ = std::max(durable_index_, done.index);
         if (compaction_pending_ && durable_writes_ >= compaction_needs_writes_) {
             compaction_pending_ = false; // the snapshot is durable: its prefix may go
             compact_log(compaction_upto_);
@@ -2362,9 +2372,16 @@ private:
     std::uint64_t durable_writes_ = 0;
     /// The write that last changed term or vote.
     std::uint64_t hard_state_writes_ = 0;
-    bool flush_in_flight_ = false;
-    std::uint64_t flush_target_writes_ = 0;
-    log_index flush_target_index_;
+    /// A flush under way: what it makes durable once it completes. The writes it covers
+    /// never fall (later flushes cover more), its index may (a truncation removed entries).
+    struct pending_flush {
+        std::uint64_t id = 0;
+        std::uint64_t writes = 0;
+        log_index index;
+    };
+    /// \invariant size() <= cfg_.max_flushes_in_flight; `writes` strictly increase.
+    std::vector<pending_flush> flushes_;
+    std::uint64_t flush_ids_ = 0;
     bool io_scheduled_ = false;
     bool replicate_pending_ = false;
     bool apply_scheduled_ = false;
