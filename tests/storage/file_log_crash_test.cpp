@@ -208,6 +208,7 @@ std::vector<std::pair<std::string, crash_plan>> plans_at(const recording_files& 
 struct repair_counts {
     std::size_t torn_tails_cut = 0;
     std::size_t files_removed = 0;
+    std::size_t flushes_overlapped = 0;
 };
 
 storage::file_log_options two_thread_options() {
@@ -286,20 +287,44 @@ std::vector<std::uint64_t> seeds() {
     return out;
 }
 
+/// Where the workload's flush work runs.
+enum class flush_work {
+    inline_call, ///< inside `flush`
+    /// Flush work and completions wait in one queue, run in order at random later points —
+    /// the shape of a simulator that models disk latency.
+    queued,
+    /// The same queue, run in random order, with up to three flushes in flight: a later flush
+    /// may be picked before an earlier one (which it then runs first itself), completions
+    /// arrive out of order.
+    shuffled,
+};
+
+const char* to_string(flush_work w) {
+    switch (w) {
+    case flush_work::inline_call:
+        return "flush inside flush()";
+    case flush_work::queued:
+        return "flush work queued for an executor";
+    case flush_work::shuffled:
+        return "flush work run in random order, three flushes in flight";
+    }
+    return "?";
+}
+
 /// A random workload of appends (some zero-filled, some spanning sectors), hard states,
 /// flushes, truncations, snapshots and compactions, crashed after every file-system call.
-void run_workload(std::uint64_t seed, bool deferred, std::uint64_t preallocate,
+void run_workload(std::uint64_t seed, flush_work work, std::uint64_t preallocate,
                   repair_counts& repairs) {
     std::mt19937_64 rng(seed);
     recording_files disk;
     crash_model model;
-    // Deferred: flush work and completions wait in one queue, run at random later points —
-    // the shape of a simulator that models disk latency.
+    const bool deferred = work != flush_work::inline_call;
     std::deque<unique_function<void()>> queue;
     auto run_queue = [&](std::size_t at_most) {
         for (std::size_t k = 0; k < at_most && !queue.empty(); ++k) {
-            auto job = std::move(queue.front());
-            queue.pop_front();
+            const std::size_t pick = work == flush_work::shuffled ? rng() % queue.size() : 0;
+            auto job = std::move(queue[pick]);
+            queue.erase(queue.begin() + static_cast<std::ptrdiff_t>(pick));
             job();
         }
     };
@@ -322,6 +347,11 @@ void run_workload(std::uint64_t seed, bool deferred, std::uint64_t preallocate,
     });
     storage::file_log_options options = crash_options();
     options.preallocate_bytes = preallocate;
+    if (work == flush_work::shuffled) {
+        // Room for several flushes' records in one segment's zeros, so flushes overlap.
+        options.segment_bytes = 16384;
+        options.max_flushes_in_flight = 3;
+    }
     if (deferred) {
         options.io_executor = [&](unique_function<void()> job) { queue.push_back(std::move(job)); };
         options.post = [&](unique_function<void()> fn) { queue.push_back(std::move(fn)); };
@@ -330,8 +360,10 @@ void run_workload(std::uint64_t seed, bool deferred, std::uint64_t preallocate,
     REQUIRE_FALSE(log.recover());
     std::uint64_t t = 1;
     std::size_t flushes_done = 0;
-    for (int op = 0; op < 36 && failure.empty(); ++op) {
-        const auto dice = rng() % 100;
+    const int ops = work == flush_work::shuffled ? 80 : 36;
+    for (int op = 0; op < ops && failure.empty(); ++op) {
+        // Shuffled: mostly appends and flushes, which are what may overlap.
+        const auto dice = work == flush_work::shuffled ? rng() % 90 : rng() % 100;
         expected_log& live = model.live;
         if (dice < 40) {
             const std::uint64_t n = 1 + rng() % 4;
@@ -364,9 +396,10 @@ void run_workload(std::uint64_t seed, bool deferred, std::uint64_t preallocate,
             CHECK((deferred || flushes_done == before + 1)); // inline: completes inside flush
             if (deferred) {
                 step = "flush work";
-                run_queue(rng() % 3);
+                // Shuffled: fewer jobs run per flush, so more flushes find others in flight.
+                run_queue(rng() % (work == flush_work::shuffled ? 2 : 3));
             }
-        } else if (dice < 85) {
+        } else if (dice < (work == flush_work::shuffled ? 80 : 85)) {
             if (live.entries.empty()) {
                 continue;
             }
@@ -414,6 +447,7 @@ void run_workload(std::uint64_t seed, bool deferred, std::uint64_t preallocate,
         model.flushed(ticket);
     });
     run_queue(SIZE_MAX);
+    repairs.flushes_overlapped += log.flushes_overlapped();
     disk.set_observer(nullptr);
     CHECK_MESSAGE(failure.empty(), failure);
     CHECK(points > 20);
@@ -427,22 +461,28 @@ TEST_CASE("file_log crash consistency: at every crash point of a workload, with 
     for (std::uint64_t seed : seeds()) {
         INFO("seed " << seed << "; replay: SYNOD_SEED=" << seed
                      << " synod_tests -tc='file_log crash consistency: at every*'");
-        for (bool deferred : {false, true}) {
-            INFO(std::string(deferred ? "flush work deferred to an executor"
-                                      : "flush inside flush()"));
+        for (flush_work work :
+             {flush_work::inline_call, flush_work::queued, flush_work::shuffled}) {
+            INFO(to_string(work));
             // Files that grow with each flush; extended with zeros a little at a time; and
             // extended at once to the segment size (the default preallocation is larger).
             for (std::uint64_t preallocate :
                  {std::uint64_t{0}, std::uint64_t{200}, crash_options().preallocate_bytes}) {
+                if (work == flush_work::shuffled &&
+                    preallocate != crash_options().preallocate_bytes) {
+                    continue; // flushes overlap only inside zeros already there
+                }
                 INFO("preallocate_bytes " << preallocate);
-                run_workload(seed, deferred, preallocate, repairs);
+                run_workload(seed, work, preallocate, repairs);
             }
         }
     }
     CHECK(repairs.torn_tails_cut > 0);
     CHECK(repairs.files_removed > 0);
+    CHECK(repairs.flushes_overlapped > 0);
     MESSAGE("recoveries cut " << repairs.torn_tails_cut << " torn tails and removed "
-                              << repairs.files_removed << " files");
+                              << repairs.files_removed << " files; " << repairs.flushes_overlapped
+                              << " flushes started beside another");
 }
 
 TEST_CASE("file_log crash consistency: every single-bit flip in flushed data — records, segment "

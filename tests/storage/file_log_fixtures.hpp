@@ -97,8 +97,16 @@ struct deferred_file_log_fixture {
     std::deque<unique_function<void()>> jobs;
     std::deque<unique_function<void()>> posted;
     std::unique_ptr<log_type> current;
+    std::size_t max_flushes_in_flight;
+    std::uint64_t preallocate_bytes;
 
-    deferred_file_log_fixture() { open(); }
+    explicit deferred_file_log_fixture(
+        std::size_t max_flushes = storage::file_log_options{}.max_flushes_in_flight,
+        std::uint64_t preallocate = storage::file_log_options{}.preallocate_bytes)
+        : max_flushes_in_flight(max_flushes)
+        , preallocate_bytes(preallocate) {
+        open();
+    }
     log_type& log() { return *current; }
     void reopen() {
         current.reset();
@@ -130,6 +138,8 @@ struct deferred_file_log_fixture {
     }
     void open() {
         storage::file_log_options o = small_log_options("/log");
+        o.max_flushes_in_flight = max_flushes_in_flight;
+        o.preallocate_bytes = preallocate_bytes;
         o.io_executor = [this](unique_function<void()> job) { jobs.push_back(std::move(job)); };
         o.post = [this](unique_function<void()> fn) { posted.push_back(std::move(fn)); };
         current = std::make_unique<log_type>(std::move(o), disk);

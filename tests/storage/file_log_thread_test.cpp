@@ -8,8 +8,14 @@
 
 #include <synod/storage/io_worker.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -36,7 +42,7 @@ TEST_CASE("file_log with deferred flush work: the callback waits for the work an
     log.flush([&](std::error_code) { done.push_back(2); });
     REQUIRE_FALSE(log.append(make_entries(9, 9, 1)));
     log.flush([&](std::error_code) { done.push_back(3); });
-    CHECK(f.jobs.size() == 1); // one flush in flight at a time
+    CHECK(f.jobs.size() == 1); // the first flush creates the segment: the others wait for it
     f.disk.clear_trace();
     f.run_jobs();
     CHECK(done.empty()); // the work is done, the completion not yet run
@@ -181,6 +187,256 @@ TEST_CASE("file_log with an I/O thread: appends, flushes, truncations and reads 
     const auto before = read_all(f.log(), log_index{1}, last + 1);
     f.reopen();
     CHECK(read_all(f.log(), log_index{1}, last + 1) == before);
+}
+
+/// Offsets of the segment writes in `disk`'s trace, in the order they ran.
+std::vector<std::uint64_t> write_offsets(const storage::recording_files& disk) {
+    std::vector<std::uint64_t> out;
+    for (const storage::file_event& e : disk.trace()) {
+        if (e.op == file_op::write && e.path.ends_with(".log")) {
+            out.push_back(e.offset);
+        }
+    }
+    return out;
+}
+
+TEST_CASE("file_log with deferred flush work: a flush whose records fit in the zeros ahead of "
+          "the last segment's starts beside the one in flight; run first, it runs the earlier "
+          "one's writes before its own, and the completions keep their order") {
+    test::deferred_file_log_fixture f(2); // two flushes may overlap
+    auto& log = f.log();
+    REQUIRE_FALSE(log.append(make_entries(1, 3, 1)));
+    log.flush([](std::error_code ec) { CHECK_FALSE(ec); });
+    f.settle(); // the segment exists, extended with zeros to segment_bytes
+    std::vector<int> done;
+    REQUIRE_FALSE(log.append(make_entries(4, 5, 1)));
+    log.flush([&](std::error_code ec) {
+        CHECK_FALSE(ec);
+        done.push_back(1);
+    });
+    REQUIRE_FALSE(log.append(make_entries(6, 6, 1)));
+    REQUIRE_FALSE(log.save_hard_state({term{1}, node_id{2}, log_index{5}}));
+    log.flush([&](std::error_code ec) {
+        CHECK_FALSE(ec);
+        done.push_back(2);
+    });
+    CHECK(f.jobs.size() == 2); // started at once, not after the first
+    CHECK(log.flushes_overlapped() == 1);
+    REQUIRE_FALSE(log.append(make_entries(7, 7, 1)));
+    log.flush([&](std::error_code ec) {
+        CHECK_FALSE(ec);
+        done.push_back(3);
+    });
+    CHECK(f.jobs.size() == 2); // max_flushes_in_flight (2): the third waits
+
+    f.disk.clear_trace();
+    auto second = std::move(f.jobs.back());
+    f.jobs.pop_back();
+    second(); // claims the first flight, which has not started, and runs it first
+    const auto offsets = write_offsets(f.disk);
+    REQUIRE(offsets.size() == 2);
+    CHECK(offsets[0] < offsets[1]);
+    CHECK(f.disk.count(file_op::sync) == 2);
+    CHECK(f.disk.count(file_op::truncate) == 0); // overwrites in place: no size change
+    f.run_jobs();                                // the first flight's own job finds its work done
+    CHECK(f.disk.count(file_op::sync) == 2);
+    f.run_posted();
+    CHECK(done == std::vector<int>{1, 2});
+    CHECK(log.durable_last_index() == log_index{6});
+    f.settle();
+    CHECK(done == std::vector<int>{1, 2, 3});
+    CHECK(log.durable_last_index() == log_index{7});
+
+    const auto before = read_all(log, log_index{1}, log_index{8});
+    f.reopen(); // a crash: everything synced is there, in order
+    CHECK(read_all(f.log(), log_index{1}, log_index{8}) == before);
+    CHECK(f.log().saved_hard_state() == hard_state{term{1}, node_id{2}, log_index{5}});
+}
+
+TEST_CASE("file_log with deferred flush work: a flush that creates or grows a file, cuts a "
+          "closed segment back, or writes the snapshot or hard_state file waits for the "
+          "flushes in flight; so does every flush at max_flushes_in_flight 1") {
+    auto primed = [](test::deferred_file_log_fixture& f) {
+        REQUIRE_FALSE(f.log().append(make_entries(1, 3, 1)));
+        f.log().flush([](std::error_code ec) { CHECK_FALSE(ec); });
+        f.settle();
+        REQUIRE_FALSE(f.log().append(make_entries(4, 4, 1)));
+        f.log().flush([](std::error_code ec) { CHECK_FALSE(ec); });
+        REQUIRE(f.jobs.size() == 1);
+    };
+    SUBCASE("records past the zeros (the file grows)") {
+        test::deferred_file_log_fixture f(2, 1024);
+        primed(f);
+        REQUIRE_FALSE(f.log().append(make_entries(5, 5, 1, 1500)));
+        f.log().flush([](std::error_code ec) { CHECK_FALSE(ec); });
+        CHECK(f.jobs.size() == 1);
+        f.settle();
+        CHECK(f.log().flushes_overlapped() == 0);
+        CHECK(f.log().durable_last_index() == log_index{5});
+    }
+    SUBCASE("a new segment (its creation, and cutting the closed one back)") {
+        test::deferred_file_log_fixture f(2);
+        primed(f);
+        for (std::uint64_t i = 5; i < 40; ++i) {
+            REQUIRE_FALSE(f.log().append(make_entries(i, i, 1, 200)));
+        }
+        REQUIRE(f.log().segment_count() > 1);
+        f.log().flush([](std::error_code ec) { CHECK_FALSE(ec); });
+        CHECK(f.jobs.size() == 1);
+        f.settle();
+        CHECK(f.log().flushes_overlapped() == 0);
+        CHECK(f.log().durable_last_index() == log_index{39});
+    }
+    SUBCASE("a snapshot and compaction") {
+        test::deferred_file_log_fixture f(2);
+        primed(f);
+        REQUIRE_FALSE(f.log().save_snapshot(test::conformance::make_snapshot(2, 1)));
+        REQUIRE_FALSE(f.log().compact_prefix(log_index{2}));
+        REQUIRE_FALSE(f.log().append(make_entries(5, 5, 1)));
+        f.log().flush([](std::error_code ec) { CHECK_FALSE(ec); });
+        CHECK(f.jobs.size() == 1);
+        f.settle();
+        CHECK(f.log().flushes_overlapped() == 0);
+    }
+    SUBCASE("max_flushes_in_flight 1") {
+        test::deferred_file_log_fixture f(1);
+        primed(f);
+        REQUIRE_FALSE(f.log().append(make_entries(5, 5, 1)));
+        f.log().flush([](std::error_code ec) { CHECK_FALSE(ec); });
+        CHECK(f.jobs.size() == 1);
+        f.settle();
+        CHECK(f.log().flushes_overlapped() == 0);
+        CHECK(f.log().durable_last_index() == log_index{5});
+    }
+}
+
+TEST_CASE("file_log with deferred flush work: when the earlier of two overlapping flushes fails "
+          "before its writes are issued, the later one writes nothing (its records would sit "
+          "past a hole) and both complete with the error") {
+    test::deferred_file_log_fixture f(2);
+    auto& log = f.log();
+    REQUIRE_FALSE(log.append(make_entries(1, 3, 1)));
+    log.flush([](std::error_code ec) { CHECK_FALSE(ec); });
+    f.settle();
+    std::vector<std::error_code> results;
+    REQUIRE_FALSE(log.append(make_entries(4, 4, 1)));
+    log.flush([&](std::error_code ec) { results.push_back(ec); });
+    REQUIRE_FALSE(log.append(make_entries(5, 5, 1)));
+    log.flush([&](std::error_code ec) { results.push_back(ec); });
+    REQUIRE(f.jobs.size() == 2);
+    f.disk.clear_trace();
+    f.disk.fail_next(file_op::write, std::make_error_code(std::errc::io_error));
+    f.settle();
+    REQUIRE(results.size() == 2);
+    CHECK(results[0] == errc::storage_failure);
+    CHECK(results[1] == errc::storage_failure);
+    CHECK(write_offsets(f.disk).size() == 1); // the failed one; the later flush wrote nothing
+    CHECK(log.durable_last_index() == log_index{3});
+    CHECK(log.append(make_entries(6, 6, 1)) == errc::storage_failure);
+    f.reopen();
+    CHECK(f.log().last_index() == log_index{3});
+}
+
+TEST_CASE("file_log with deferred flush work: truncate_suffix finishes every flush in flight, "
+          "oldest first, before it cuts") {
+    test::deferred_file_log_fixture f(2);
+    auto& log = f.log();
+    REQUIRE_FALSE(log.append(make_entries(1, 3, 1)));
+    log.flush([](std::error_code ec) { CHECK_FALSE(ec); });
+    f.settle();
+    std::vector<int> done;
+    REQUIRE_FALSE(log.append(make_entries(4, 5, 1)));
+    log.flush([&](std::error_code) { done.push_back(1); });
+    REQUIRE_FALSE(log.append(make_entries(6, 7, 1)));
+    log.flush([&](std::error_code) { done.push_back(2); });
+    REQUIRE(f.jobs.size() == 2);
+    f.disk.clear_trace();
+    REQUIRE_FALSE(log.truncate_suffix(log_index{5}));
+    const auto offsets = write_offsets(f.disk);
+    REQUIRE(offsets.size() == 2);
+    CHECK(offsets[0] < offsets[1]);
+    CHECK(done.empty()); // callbacks still come from the posted completions
+    f.settle();
+    CHECK(done == std::vector<int>{1, 2});
+    CHECK(log.last_index() == log_index{4});
+    f.reopen();
+    CHECK(f.log().last_index() == log_index{4});
+}
+
+TEST_CASE("file_log with two I/O threads: many small flushes overlap safely (ThreadSanitizer), "
+          "complete in order, and everything flushed is there after a reopen") {
+    test::temp_directory dir;
+    std::mutex mutex;
+    std::deque<unique_function<void()>> posted;
+    storage::file_log_options o = test::small_log_options(dir.path());
+    o.segment_bytes = std::uint64_t{1} << 20;
+    o.own_io_thread = true;
+    o.max_flushes_in_flight = 2; // and so two I/O threads
+    o.post = [&](unique_function<void()> fn) {
+        std::lock_guard lock(mutex);
+        posted.push_back(std::move(fn));
+    };
+    auto drain = [&] {
+        std::deque<unique_function<void()>> ready;
+        {
+            std::lock_guard lock(mutex);
+            ready.swap(posted);
+        }
+        for (auto& fn : ready) {
+            fn();
+        }
+    };
+    std::vector<std::uint64_t> completed; // the last index each completion covered
+    {
+        storage::file_log log(std::move(o));
+        REQUIRE_FALSE(log.recover());
+        auto wait_for = [&](std::size_t n) {
+            while (completed.size() < n) {
+                drain();
+                std::this_thread::yield();
+            }
+        };
+        for (std::uint64_t i = 1; i <= 400; ++i) {
+            REQUIRE_FALSE(log.append(make_entries(i, i, 1, 100)));
+            log.flush([&, i](std::error_code ec) {
+                CHECK_FALSE(ec);
+                completed.push_back(i);
+            });
+            // The first flush creates the segment; after that, each flush starts while the
+            // one before it may still be syncing.
+            wait_for(i == 1 ? 1 : i - 1);
+        }
+        wait_for(400);
+        CHECK(std::is_sorted(completed.begin(), completed.end()));
+        CHECK(log.durable_last_index() == log_index{400});
+        MESSAGE(log.flushes_overlapped() << " of 400 flushes started beside another");
+    }
+    storage::file_log reopened(test::small_log_options(dir.path()));
+    REQUIRE_FALSE(reopened.recover());
+    CHECK(reopened.last_index() == log_index{400});
+    CHECK(read_all(reopened, log_index{1}, log_index{401}) == make_entries(1, 400, 1, 100));
+}
+
+TEST_CASE("io_worker: with several threads, a job starts while an earlier one still blocks") {
+    std::mutex mutex;
+    std::condition_variable cv;
+    bool second_ran = false;
+    bool first_saw_second = false;
+    {
+        storage::io_worker worker(2);
+        auto run = worker.executor();
+        run([&] {
+            std::unique_lock lock(mutex);
+            first_saw_second =
+                cv.wait_for(lock, std::chrono::seconds(10), [&] { return second_ran; });
+        });
+        run([&] {
+            std::lock_guard lock(mutex);
+            second_ran = true;
+            cv.notify_all();
+        });
+    }
+    CHECK(first_saw_second);
 }
 
 TEST_CASE("io_worker: runs jobs in order on its thread and finishes them before it stops") {

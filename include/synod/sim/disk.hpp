@@ -136,6 +136,8 @@ public:
         o.directory = directory;
         o.segment_bytes = segment_bytes_;
         o.cache_bytes = cache_bytes_;
+        // Two flushes may overlap (not the default): the sweep covers crashes between them.
+        o.max_flushes_in_flight = 2;
         if (flush_delay_ > duration::zero()) {
             o.io_executor = [this](unique_function<void()> job) {
                 world_->schedule(world_->now() + flush_delay_, owner_, std::move(job));

@@ -34,7 +34,9 @@
 /// Threading: by default `flush` writes and syncs inline and runs the callback inside `flush`.
 /// With an `io_executor` (or `own_io_thread`), the blocking work runs there and completions
 /// are posted back through `post`; appends continue meanwhile and the next flush covers all
-/// of them. Every other member runs on the node's context. `recover` verifies large logs on
+/// of them. Up to `max_flushes_in_flight` flushes that only overwrite the last segment's zeros
+/// run at once: each writes after the one before it has written, and their `fdatasync`s
+/// overlap. Every other member runs on the node's context. `recover` verifies large logs on
 /// two threads: a helper it starts and joins before returning (`parallel_recovery_bytes`).
 
 #include <synod/core/assert.hpp>
@@ -93,8 +95,20 @@ struct file_log_options {
     /// Where flush work — writes, fsyncs, file replacements — runs. Empty (and no
     /// `own_io_thread`): inside `flush`, which then runs its callback before returning.
     executor io_executor{};
-    /// Start a thread, owned by the log, to run flush work (when `io_executor` is empty).
+    /// Start threads, owned by the log, to run flush work (when `io_executor` is empty): one
+    /// per flush that may be in flight (`max_flushes_in_flight`).
     bool own_io_thread = false;
+    /// Flushes under way at once, 1 to 64. Above 1, a flush whose records all go into the
+    /// zeros already ahead of the last segment's records may start while earlier ones run: its
+    /// writes wait until theirs are issued (so the page cache, and any crash image, never
+    /// holds its records without theirs), then its `fdatasync` overlaps theirs. A flush that
+    /// creates, grows or cuts a file, or writes the snapshot or `hard_state` file, waits until
+    /// none run. Completions keep their order. The overlap needs an executor that runs jobs
+    /// on more than one thread (`own_io_thread` starts enough). It pays only on a device that
+    /// runs flushes in parallel without slowing each one: on the disk docs/performance.md
+    /// measured, two overlapping syncs took 0.48 ms each against 0.31 ms alone, which cancels
+    /// the wait it saves — hence the default of 1.
+    std::size_t max_flushes_in_flight = 1;
     /// Posts a completion to the node's context. Required with `io_executor` or
     /// `own_io_thread`; called from the thread that ran the flush work.
     executor post{};
@@ -126,7 +140,7 @@ public:
     /// handed to the executor finishes first (a completion posted afterwards does nothing).
     ~basic_file_log() {
         *alive_ = nullptr;
-        finish_flight(false);
+        finish_flights(false);
         for (segment& s : segments_) {
             close_quietly(s.handle);
         }
@@ -223,7 +237,7 @@ public:
         return {};
     }
 
-    /// Removes entries `>= from`, durably, before returning: waits for a flush in flight,
+    /// Removes entries `>= from`, durably, before returning: waits for the flushes in flight,
     /// then cuts the files and syncs them.
     std::error_code truncate_suffix(log_index from) {
         if (!writable()) {
@@ -235,7 +249,7 @@ public:
         if (from > last_) {
             return {};
         }
-        finish_flight(true);
+        finish_flights(true);
         if (failure_) {
             return errc::storage_failure;
         }
@@ -346,7 +360,7 @@ public:
     void flush(F&& callback) {
         flush_callback cb(std::forward<F>(callback));
         if (failure_ || !ready_) {
-            if (flight_ || !completed_.empty()) {
+            if (!flights_.empty() || !completed_.empty()) {
                 waiting_.push_back(std::move(cb)); // after the flushes already under way
                 return;
             }
@@ -355,8 +369,8 @@ public:
             return;
         }
         if (!has_unflushed_writes()) {
-            if (flight_) {
-                in_flight_callbacks_.push_back(std::move(cb)); // covers every earlier write
+            if (!flights_.empty()) {
+                flights_.back()->callbacks.push_back(std::move(cb)); // covers every earlier write
             } else if (!completed_.empty()) {
                 completed_.back().callbacks.push_back(std::move(cb));
             } else {
@@ -366,7 +380,7 @@ public:
             return;
         }
         waiting_.push_back(std::move(cb));
-        if (!flight_) {
+        if (may_start_flight()) {
             start_flight();
         }
     }
@@ -381,6 +395,8 @@ public:
     /// Last entry known durable.
     [[nodiscard]] log_index durable_last_index() const noexcept { return durable_last_; }
     [[nodiscard]] std::size_t flushes_completed() const noexcept { return flushes_completed_; }
+    /// Flushes whose work started while an earlier one's was still under way.
+    [[nodiscard]] std::size_t flushes_overlapped() const noexcept { return flushes_overlapped_; }
     /// Entries `entries()` serves from memory rather than disk.
     [[nodiscard]] std::size_t cached_entries() const noexcept { return cache_.size(); }
     /// Segment files the log holds (or is about to create).
@@ -414,7 +430,7 @@ private:
         /// The disk had no room for zeros ahead of this segment's records: extending it again
         /// would fill the disk at every flush (and starve other writers), so it just grows.
         bool zeros_refused = false;
-        /// Bytes the flush in flight is writing at `written`.
+        /// Bytes the flushes in flight are writing at `written`.
         std::uint64_t in_flight = 0;
         /// Bytes appended since, to be written at `written + in_flight` by the next flush.
         byte_vector pending;
@@ -459,16 +475,24 @@ private:
         std::string detail;
     };
 
-    /// A batch handed to the executor. Whoever claims it first (the executor's job, or the
-    /// node's thread when it must wait) runs it, so waiting never deadlocks on an executor
-    /// that runs jobs later on the node's own thread.
+    /// A batch handed to the executor. Whoever claims it first (the executor's job, the
+    /// node's thread when it must wait, or the flight after it, which needs its writes) runs
+    /// it, so waiting never deadlocks on an executor that runs jobs later, or out of order.
     struct flight {
         enum class phase : std::uint8_t { queued, running, done };
         std::mutex mutex;
         std::condition_variable finished;
         phase state = phase::queued; ///< \invariant guarded by mutex
-        std::uint64_t id = 0;
+        /// Its writes are issued (or it failed first): the next flight may write.
+        /// \invariant guarded by mutex; set no later than `state` becomes done.
+        bool written = false;
+        bool failed_before_written = false; ///< \invariant guarded by mutex
+        /// The flight started before this one, until this one has waited for its writes.
+        /// \invariant guarded by mutex.
+        std::shared_ptr<flight> previous;
         io_batch batch; ///< owned by whoever moved `state` to running, until done
+        /// Completed with the batch (the node's thread only).
+        std::vector<flush_callback> callbacks;
     };
 
     struct completed_flush {
@@ -482,23 +506,50 @@ private:
         return pending_bytes_ != 0 || snapshot_due_ || state_file_due_ || !retired_.empty();
     }
 
+    /// Whether a flush asked for now can start: none in flight, or room for one more and
+    /// nothing due but records for the zeros ahead of the last segment's (see
+    /// `max_flushes_in_flight`).
+    [[nodiscard]] bool may_start_flight() const noexcept {
+        if (flights_.empty()) {
+            return true;
+        }
+        if (!options_.io_executor || flights_.size() >= options_.max_flushes_in_flight ||
+            snapshot_due_ || state_file_due_ || !retired_.empty() || segments_.empty()) {
+            return false;
+        }
+        for (const segment& s : segments_) {
+            const bool last = &s == &segments_.back();
+            if (!last && (!s.pending.empty() || s.allocated > s.size())) {
+                return false; // a closed segment still to be cut back
+            }
+            if (last && (!s.handle.valid() || s.creating || s.size() > s.allocated)) {
+                return false; // the file is being created, or would grow
+            }
+        }
+        return true;
+    }
+
     void start_flight() {
         io_batch batch = build_batch();
-        in_flight_callbacks_ = std::move(waiting_);
+        std::vector<flush_callback> callbacks = std::move(waiting_);
         waiting_.clear();
         if (!options_.io_executor) {
-            execute(batch);
-            absorb(batch);
+            execute(batch, nullptr);
+            absorb(batch, callbacks);
             deliver_completed();
             return;
         }
-        flight_ = std::make_shared<flight>();
-        flight_->id = ++flight_ids_;
-        flight_->batch = std::move(batch);
-        options_.io_executor([this, f = flight_] {
+        auto f = std::make_shared<flight>();
+        f->batch = std::move(batch);
+        f->callbacks = std::move(callbacks);
+        if (!flights_.empty()) {
+            f->previous = flights_.back();
+            ++flushes_overlapped_;
+        }
+        flights_.push_back(f);
+        options_.io_executor([this, f] {
             if (claim(*f)) {
-                execute(f->batch);
-                finish(*f, true);
+                run_claimed(*f, true);
             }
         });
     }
@@ -512,14 +563,52 @@ private:
         return true;
     }
 
+    /// Runs a flight this thread claimed: first makes sure the one before it has written
+    /// (running it here if no one has started it), then its own batch.
+    void run_claimed(flight& f, bool post_completion) {
+        std::shared_ptr<flight> previous;
+        {
+            std::lock_guard lock(f.mutex);
+            previous = std::move(f.previous);
+        }
+        bool previous_failed = false;
+        if (previous) {
+            if (claim(*previous)) {
+                run_claimed(*previous, post_completion);
+            }
+            std::unique_lock lock(previous->mutex);
+            previous->finished.wait(lock, [&] { return previous->written; });
+            previous_failed = previous->failed_before_written;
+        }
+        if (previous_failed) {
+            // Writing after records that never reached the page cache would leave a hole.
+            f.batch.error = errc::storage_failure;
+            f.batch.detail = "an earlier flush failed";
+            mark_written(f);
+        } else {
+            execute(f.batch, &f);
+        }
+        finish(f, post_completion && static_cast<bool>(options_.post));
+    }
+
+    static void mark_written(flight& f) {
+        std::lock_guard lock(f.mutex);
+        if (!f.written) {
+            f.written = true;
+            f.failed_before_written = static_cast<bool>(f.batch.error);
+            f.finished.notify_all();
+        }
+    }
+
     /// Marks a flight done, first posting its completion if asked; under the lock, so the
     /// destructor (which waits for done) knows `options_.post` is no longer in use.
     void finish(flight& f, bool post_completion) {
+        mark_written(f);
         std::lock_guard lock(f.mutex);
         if (post_completion) {
-            options_.post([life = std::weak_ptr<basic_file_log*>(alive_), id = f.id] {
+            options_.post([life = std::weak_ptr<basic_file_log*>(alive_)] {
                 if (auto self = life.lock(); self && *self) {
-                    (*self)->on_flight_posted(id);
+                    (*self)->on_flight_posted();
                 }
             });
         }
@@ -527,46 +616,50 @@ private:
         f.finished.notify_all();
     }
 
-    /// Completes the flight in flight now, on this thread: runs its batch here if no one has
-    /// started it, else waits. Its callbacks still run from the posted completion (never
-    /// inside the caller, which may be in the middle of the node's own work).
-    void finish_flight(bool post_completion) {
-        if (!flight_) {
-            return;
-        }
-        if (claim(*flight_)) {
-            execute(flight_->batch);
-            finish(*flight_, post_completion && static_cast<bool>(options_.post));
-        } else {
-            std::unique_lock lock(flight_->mutex);
-            flight_->finished.wait(lock, [&] { return flight_->state == flight::phase::done; });
-        }
-        absorb_flight();
-    }
-
-    void absorb_flight() {
-        std::shared_ptr<flight> f = std::move(flight_);
-        flight_.reset();
-        io_batch batch;
-        {
-            std::lock_guard lock(f->mutex);
-            SYNOD_ASSERT(f->state == flight::phase::done, "absorbing a flight still running");
-            batch = std::move(f->batch);
-        }
-        absorb(batch);
-    }
-
-    void on_flight_posted(std::uint64_t id) {
-        if (flight_ && flight_->id == id) {
-            absorb_flight();
-        }
-        deliver_completed();
-        if (!flight_ && !waiting_.empty()) {
-            if (failure_) {
-                completed_.push_back({std::move(waiting_), failure_});
-                waiting_.clear();
-                deliver_completed();
+    /// Completes every flight in flight now, on this thread, oldest first: runs a batch here
+    /// if no one has started it, else waits. Their callbacks still run from a posted
+    /// completion (never inside the caller, which may be in the middle of the node's work).
+    void finish_flights(bool post_completion) {
+        for (const std::shared_ptr<flight>& f : flights_) {
+            if (claim(*f)) {
+                run_claimed(*f, post_completion);
             } else {
+                std::unique_lock lock(f->mutex);
+                f->finished.wait(lock, [&] { return f->state == flight::phase::done; });
+            }
+        }
+        absorb_finished_flights();
+    }
+
+    /// Takes in the flights that are done, oldest first, stopping at one still running (a
+    /// later flight's outcome waits for the earlier ones').
+    void absorb_finished_flights() {
+        while (!flights_.empty()) {
+            std::shared_ptr<flight> f = flights_.front();
+            io_batch batch;
+            {
+                std::lock_guard lock(f->mutex);
+                if (f->state != flight::phase::done) {
+                    return;
+                }
+                batch = std::move(f->batch);
+            }
+            flights_.pop_front();
+            absorb(batch, f->callbacks);
+        }
+    }
+
+    void on_flight_posted() {
+        absorb_finished_flights();
+        deliver_completed();
+        if (!waiting_.empty()) {
+            if (failure_) {
+                if (flights_.empty()) {
+                    completed_.push_back({std::move(waiting_), failure_});
+                    waiting_.clear();
+                    deliver_completed();
+                }
+            } else if (may_start_flight()) {
                 start_flight();
             }
         }
@@ -596,14 +689,15 @@ private:
             state_file_due_ = false;
         }
         for (segment& s : segments_) {
-            const std::uint64_t end = s.written + s.pending.size();
+            const std::uint64_t end = s.size();
             const bool last = &s == &segments_.back();
             // A closed segment loses its zeros before the next one is created (writes run in
             // segment order), so recovery only ever meets them at the end of the last one.
             if (s.pending.empty() && (last || s.allocated <= end)) {
                 continue;
             }
-            SYNOD_ASSERT(s.in_flight == 0, "a batch built while another is in flight");
+            SYNOD_ASSERT(s.in_flight == 0 || (last && end <= s.allocated),
+                         "a batch beside another may only overwrite the last segment's zeros");
             std::uint64_t size_after = last ? std::max(s.allocated, end) : end;
             // A flush that brings a preallocation's worth of records itself (a follower
             // catching up, large entries) would only write every byte twice: it grows the file.
@@ -612,8 +706,9 @@ private:
                 size_after = std::max(
                     end, std::min(options_.segment_bytes, end + options_.preallocate_bytes));
             }
-            s.in_flight = s.pending.size();
-            b.writes.push_back({s.number, s.path, s.handle, s.written, std::move(s.pending),
+            const std::uint64_t offset = s.written + s.in_flight;
+            s.in_flight += s.pending.size();
+            b.writes.push_back({s.number, s.path, s.handle, offset, std::move(s.pending),
                                 s.allocated, size_after});
             s.pending = spare_buffer();
             s.creating = !s.on_disk;
@@ -632,8 +727,9 @@ private:
     /// Runs a batch's blocking work, in an order that keeps every crash recoverable: the
     /// snapshot, then the `hard_state` file (the new start of the log needs the snapshot),
     /// then the segments in order, each synced before the next is created (so only the last
-    /// segment can hold a torn tail), then removals of compacted segments.
-    void execute(io_batch& b) const {
+    /// segment can hold a torn tail), then removals of compacted segments. The next flight
+    /// (if any) may write once this one's last write is issued, before its `fdatasync`.
+    void execute(io_batch& b, flight* f) const {
         auto fail = [&](std::error_code ec, std::string detail) {
             b.error = classify(ec);
             b.detail = std::move(detail) + ": " + ec.message();
@@ -689,6 +785,9 @@ private:
                                 "truncate segment " + name + " to " + std::to_string(w.size_after));
                 }
             }
+            if (f != nullptr && &w == &b.writes.back()) {
+                mark_written(*f);
+            }
             if (auto ec = files_.sync(w.handle)) {
                 return fail(ec, "fdatasync segment " + name);
             }
@@ -740,8 +839,9 @@ private:
         return {};
     }
 
-    /// Takes a finished batch's outcome into the log (on the node's thread).
-    void absorb(io_batch& b) {
+    /// Takes a finished batch's outcome into the log (on the node's thread), and queues its
+    /// callbacks with it.
+    void absorb(io_batch& b, std::vector<flush_callback>& callbacks) {
         for (segment_write& w : b.writes) {
             segment* s = find_segment(w.number);
             if (s != nullptr) {
@@ -755,21 +855,24 @@ private:
                     s->allocated = w.size_after;
                     s->zeros_refused = s->zeros_refused || w.zeros_refused;
                 }
-                s->in_flight = 0;
+                s->in_flight -= w.bytes.size();
             } else {
                 close_quietly(w.handle); // a segment truncated away meanwhile
             }
             recycle(std::move(w.bytes));
         }
-        if (b.error) {
+        if (b.error && !failure_) {
             fail(b.error, std::move(b.detail));
-            completed_.push_back({std::move(in_flight_callbacks_), b.error});
+        }
+        if (failure_) {
+            // This batch failed, or an earlier one did: what it wrote may sit past a hole.
+            completed_.push_back({std::move(callbacks), failure_});
         } else {
             durable_last_ = std::max(std::min(b.last_index, last_), durable_last_);
             evict();
-            completed_.push_back({std::move(in_flight_callbacks_), {}});
+            completed_.push_back({std::move(callbacks), {}});
         }
-        in_flight_callbacks_.clear();
+        callbacks.clear();
     }
 
     /// Keeps the cache within `cache_bytes`, dropping only durable entries (the rest exist
@@ -1017,7 +1120,7 @@ private:
             return ec;
         }
         if (options_.own_io_thread && !options_.io_executor) {
-            worker_ = std::make_unique<io_worker>();
+            worker_ = std::make_unique<io_worker>(options_.max_flushes_in_flight);
             options_.io_executor = worker_->executor();
         }
         if (auto ec = files_.create_directory(directory_)) {
@@ -1091,6 +1194,11 @@ private:
             return report(errc::invalid_argument,
                           "options.segment_bytes must be between 512 and 4294967295, is " +
                               std::to_string(options_.segment_bytes));
+        }
+        if (options_.max_flushes_in_flight == 0 || options_.max_flushes_in_flight > 64) {
+            return report(errc::invalid_argument,
+                          "options.max_flushes_in_flight must be between 1 and 64, is " +
+                              std::to_string(options_.max_flushes_in_flight));
         }
         if ((options_.io_executor || options_.own_io_thread) && !options_.post) {
             return report(errc::invalid_argument,
@@ -1851,11 +1959,12 @@ private:
     bool snapshot_due_ = false;
 
     std::vector<flush_callback> waiting_;
-    std::vector<flush_callback> in_flight_callbacks_;
     std::deque<completed_flush> completed_;
-    std::shared_ptr<flight> flight_;
-    std::uint64_t flight_ids_ = 0;
+    /// Oldest first. \invariant size() <= max_flushes_in_flight; all but the first only
+    /// overwrite zeros ahead of the last segment's records.
+    std::deque<std::shared_ptr<flight>> flights_;
     std::size_t flushes_completed_ = 0;
+    std::size_t flushes_overlapped_ = 0;
 
     mutable byte_vector read_buffer_;
     /// Recovery's read window (see scan_segment), sized to stay in a core's L2 cache.

@@ -1,18 +1,23 @@
 #pragma once
 
 /// \file
-/// `storage::io_worker`: one thread that runs blocking jobs (writes and fsyncs) in the order
-/// they were submitted, so a node's thread never waits for the disk. A `file_log` started with
+/// `storage::io_worker`: threads that run blocking jobs (writes and fsyncs), started in the
+/// order they were submitted, so a node's thread never waits for the disk. With one thread the
+/// jobs also end in that order; with more, a job may start while earlier ones still block (a
+/// `file_log` overlaps its flushes' `fdatasync`s that way). A `file_log` started with
 /// `own_io_thread` owns one; a host may also share one among several logs through
 /// `executor()`.
 
 #include <synod/core/unique_function.hpp>
 
+#include <algorithm>
 #include <condition_variable>
+#include <cstddef>
 #include <deque>
 #include <mutex>
 #include <thread>
 #include <utility>
+#include <vector>
 
 namespace synod::storage {
 
@@ -21,8 +26,13 @@ public:
     /// Receives a blocking job and runs it somewhere, some time.
     using executor_type = unique_function<void(unique_function<void()>)>;
 
-    io_worker()
-        : thread_([this] { run(); }) {}
+    /// Starts `threads` threads (at least one).
+    explicit io_worker(std::size_t threads = 1) {
+        threads_.reserve(threads == 0 ? 1 : threads);
+        for (std::size_t i = 0; i < std::max<std::size_t>(threads, 1); ++i) {
+            threads_.emplace_back([this] { run(); });
+        }
+    }
 
     io_worker(const io_worker&) = delete;
     io_worker& operator=(const io_worker&) = delete;
@@ -33,8 +43,10 @@ public:
             std::lock_guard lock(mutex_);
             stopping_ = true;
         }
-        wake_.notify_one();
-        thread_.join();
+        wake_.notify_all();
+        for (std::thread& t : threads_) {
+            t.join();
+        }
     }
 
     /// Queues `job`; safe from any thread.
@@ -72,7 +84,7 @@ private:
     /// \invariant only touched with mutex_ held.
     std::deque<unique_function<void()>> jobs_;
     bool stopping_ = false;
-    std::thread thread_; // last: started once everything it uses exists
+    std::vector<std::thread> threads_; // last: started once everything they use exists
 };
 
 } // namespace synod::storage
