@@ -5,14 +5,16 @@
 //
 //   synod_loopback_bench [--clients C] [--outstanding K] [--seconds S] [--warmup S]
 //                        [--payload P] [--log memory|file] [--dir DIR] [--window W]
-//                        [--client-sched batch|normal] [--preallocate BYTES]
+//                        [--client-sched batch|normal] [--preallocate BYTES] [--flushes N]
 //
 // --window sets raft::config::max_inflight_appends (default 1: one AppendEntries in flight
 // per follower, so proposals arriving meanwhile ride in the next one, as in NuRaft; the
 // library's default is 64). --client-sched batch (the default) runs the client threads under
 // SCHED_BATCH, so that waking one does not preempt the node's thread that woke it; normal
 // leaves them as ordinary threads. --preallocate sets file_log_options::preallocate_bytes
-// (default: the library's). docs/performance.md has figures for these settings.
+// (default: the library's). --flushes sets how many log flushes may be under way at once, in
+// the node (raft::config::max_flushes_in_flight) and in the file log (default: the library's,
+// 2 in the node and 1 in the file log; the result line shows the file log's). docs/performance.md has figures for these settings.
 //
 // The parent process starts the three node processes (this binary with --node), waits for
 // the leader's result line, prints it, and stops the followers.
@@ -71,18 +73,19 @@ struct options {
     std::size_t window = 1;
     bool batch_clients = true;
     std::optional<std::uint64_t> preallocate;
+    std::optional<std::size_t> flushes; ///< both the node's and the file log's; else defaults
     // Set for the node processes by the parent.
     std::uint64_t node = 0;
     std::vector<std::uint16_t> ports;
 };
 
 [[noreturn]] void usage(const std::string& why) {
-    std::cerr
-        << "synod_loopback_bench: " << why << "\n"
-        << "usage: synod_loopback_bench [--clients C] [--outstanding K] [--seconds S]\n"
-           "                            [--warmup S] [--payload BYTES]\n"
-           "                            [--log memory|file] [--dir DIR] [--window W]\n"
-           "                            [--client-sched batch|normal] [--preallocate BYTES]\n";
+    std::cerr << "synod_loopback_bench: " << why << "\n"
+              << "usage: synod_loopback_bench [--clients C] [--outstanding K] [--seconds S]\n"
+                 "                            [--warmup S] [--payload BYTES]\n"
+                 "                            [--log memory|file] [--dir DIR] [--window W]\n"
+                 "                            [--client-sched batch|normal] [--preallocate BYTES]\n"
+                 "                            [--flushes N]\n";
     std::exit(2);
 }
 
@@ -116,6 +119,11 @@ options parse(int argc, char** argv) {
             o.dir = value;
         } else if (flag == "--preallocate") {
             o.preallocate = number(value);
+        } else if (flag == "--flushes") {
+            o.flushes = number(value);
+            if (*o.flushes == 0 || *o.flushes > 64) {
+                usage("--flushes takes 1 to 64");
+            }
         } else if (flag == "--window") {
             o.window = number(value);
         } else if (flag == "--client-sched") {
@@ -291,12 +299,13 @@ private:
         const double seconds = std::chrono::duration<double>(to - from).count();
         std::printf("clients=%d outstanding=%d payload=%zu log=%s seconds=%.1f committed=%zu "
                     "ops_per_s=%.0f p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f errors=%llu window=%zu "
-                    "client_sched=%s entries_per_message=%.1f\n",
+                    "client_sched=%s entries_per_message=%.1f flushes=%zu\n",
                     options_.clients, options_.outstanding, options_.payload, options_.log.c_str(),
                     seconds, latencies_.size(), static_cast<double>(latencies_.size()) / seconds,
                     pct(0.50), pct(0.99), pct(0.999), static_cast<unsigned long long>(errors_),
                     options_.window, options_.batch_clients ? "batch" : "normal",
-                    entries_per_message());
+                    entries_per_message(),
+                    options_.flushes.value_or(storage::file_log_options{}.max_flushes_in_flight));
         std::fflush(stdout);
     }
 
@@ -322,6 +331,9 @@ int run_node(const options& o, boost::asio::io_context& io, Log& log) {
     cfg.heartbeat_interval = std::chrono::milliseconds(50);
     cfg.random_seed = o.node;
     cfg.max_inflight_appends = o.window;
+    if (o.flushes) {
+        cfg.max_flushes_in_flight = *o.flushes;
+    }
     net::transport_config t;
     t.cluster_id = 3;
     t.self = cfg.id;
@@ -410,6 +422,9 @@ int node_main(const options& o) {
     fo.directory = o.dir + "/node" + std::to_string(o.node);
     std::filesystem::remove_all(fo.directory);
     fo.own_io_thread = true;
+    if (o.flushes) {
+        fo.max_flushes_in_flight = *o.flushes;
+    }
     if (o.preallocate) {
         fo.preallocate_bytes = *o.preallocate;
     }

@@ -1,13 +1,17 @@
 // What the disk allows a write-ahead log: small appends, each followed by fdatasync, from P
 // processes at once (three Raft nodes on one machine share one disk), on files that grow with
 // every write, on zero-filled files (what file_log's preallocate_bytes keeps ahead of the
-// records), and on fallocate'd ones. Prints syncs per second for each process.
+// records), and on fallocate'd ones. With --threads T, each process appends from T threads at
+// once, each write at the next offset and followed by its own fdatasync, so up to T syncs of
+// one file overlap (file_log's max_flushes_in_flight). Prints syncs per second for each
+// process (all its threads together) and the mean time one sync took.
 //
-//   synod_sync_bench [--mode grow|zeroed|fallocated] [--processes P] [--writes N]
-//                    [--bytes B] [--dir DIR]
+//   synod_sync_bench [--mode grow|zeroed|fallocated] [--processes P] [--threads T]
+//                    [--writes N] [--bytes B] [--dir DIR]
 //
 // docs/performance.md ("Loopback", "Why fsync caps the file log") has the figures.
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -15,6 +19,7 @@
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include <fcntl.h>
@@ -27,7 +32,8 @@ namespace {
 struct options {
     std::string mode = "grow";
     int processes = 3;
-    long writes = 3000;
+    int threads = 1;
+    long writes = 3000;      ///< per process
     std::size_t bytes = 600; // about the records of one loopback round: a few 256 B entries
     std::string dir = "/tmp/synod-sync-bench";
 };
@@ -35,7 +41,7 @@ struct options {
 [[noreturn]] void usage(const char* why) {
     std::fprintf(stderr,
                  "synod_sync_bench: %s\nusage: synod_sync_bench [--mode grow|zeroed|fallocated] "
-                 "[--processes P] [--writes N] [--bytes B] [--dir DIR]\n",
+                 "[--processes P] [--threads T] [--writes N] [--bytes B] [--dir DIR]\n",
                  why);
     std::exit(2);
 }
@@ -71,22 +77,44 @@ int prepare(const options& o, const std::string& path) {
     return fd;
 }
 
-/// Appends and syncs; returns syncs per second.
-double run(const options& o, int fd) {
+struct rates {
+    double syncs_per_second = 0;
+    double mean_sync_ms = 0;
+};
+
+/// Appends and syncs from `o.threads` threads, each write at the next free offset.
+rates run(const options& o, int fd) {
     const std::string record(o.bytes, 'r');
+    std::atomic<long> next{0};
+    std::atomic<long long> sync_nanoseconds{0};
+    auto append = [&] {
+        for (long i = next++; i < o.writes; i = next++) {
+            const auto at = static_cast<off_t>(static_cast<std::size_t>(i) * o.bytes);
+            if (::pwrite(fd, record.data(), record.size(), at) != static_cast<ssize_t>(o.bytes)) {
+                die("pwrite");
+            }
+            const auto before = std::chrono::steady_clock::now();
+            if (::fdatasync(fd) != 0) {
+                die("fdatasync");
+            }
+            sync_nanoseconds += std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                    std::chrono::steady_clock::now() - before)
+                                    .count();
+        }
+    };
     const auto start = std::chrono::steady_clock::now();
-    for (long i = 0; i < o.writes; ++i) {
-        const auto at = static_cast<off_t>(static_cast<std::size_t>(i) * o.bytes);
-        if (::pwrite(fd, record.data(), record.size(), at) != static_cast<ssize_t>(o.bytes)) {
-            die("pwrite");
-        }
-        if (::fdatasync(fd) != 0) {
-            die("fdatasync");
-        }
+    std::vector<std::thread> threads;
+    for (int t = 1; t < o.threads; ++t) {
+        threads.emplace_back(append);
+    }
+    append();
+    for (std::thread& t : threads) {
+        t.join();
     }
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    return static_cast<double>(o.writes) / seconds;
+    return {static_cast<double>(o.writes) / seconds,
+            static_cast<double>(sync_nanoseconds.load()) / 1e6 / static_cast<double>(o.writes)};
 }
 
 } // namespace
@@ -100,6 +128,8 @@ int main(int argc, char** argv) {
             o.mode = value;
         } else if (flag == "--processes") {
             o.processes = std::atoi(value);
+        } else if (flag == "--threads") {
+            o.threads = std::atoi(value);
         } else if (flag == "--writes") {
             o.writes = std::atol(value);
         } else if (flag == "--bytes") {
@@ -110,8 +140,8 @@ int main(int argc, char** argv) {
             usage("unknown flag");
         }
     }
-    if (argc % 2 == 0 || o.processes < 1 || o.writes < 1 || o.bytes == 0 ||
-        (o.mode != "grow" && o.mode != "zeroed" && o.mode != "fallocated")) {
+    if (argc % 2 == 0 || o.processes < 1 || o.threads < 1 || o.threads > 64 || o.writes < 1 ||
+        o.bytes == 0 || (o.mode != "grow" && o.mode != "zeroed" && o.mode != "fallocated")) {
         usage("bad arguments");
     }
     if (::mkdir(o.dir.c_str(), 0755) != 0 && errno != EEXIST) {
@@ -129,9 +159,11 @@ int main(int argc, char** argv) {
             die("fork");
         }
         if (pid == 0) {
-            const double rate = run(o, files[static_cast<std::size_t>(p)]);
-            std::printf("mode=%s processes=%d bytes=%zu process=%d syncs_per_s=%.0f\n",
-                        o.mode.c_str(), o.processes, o.bytes, p, rate);
+            const rates r = run(o, files[static_cast<std::size_t>(p)]);
+            std::printf("mode=%s processes=%d threads=%d bytes=%zu process=%d syncs_per_s=%.0f "
+                        "mean_sync_ms=%.3f\n",
+                        o.mode.c_str(), o.processes, o.threads, o.bytes, p, r.syncs_per_second,
+                        r.mean_sync_ms);
             std::fflush(stdout);
             std::_Exit(0);
         }
