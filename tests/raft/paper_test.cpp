@@ -473,6 +473,48 @@ TEST_CASE("thesis §10.2.1: with two flushes allowed in flight, proposals made w
     CHECK(h.node->commit_index() == log_index{4});
 }
 
+TEST_CASE("thesis §10.2.1 with two flushes in flight: a truncation lowers what the flushes "
+          "under way will make durable, so an entry appended after it is acknowledged only "
+          "once a later flush covers it") {
+    node_harness h(n1);
+    h.start();
+    h.log.set_flush_mode(storage::flush_mode::held);
+    auto first = heartbeat_from(n2, 1);
+    first.entries = {entry(1, 1), entry(2, 1)};
+    h.deliver(first); // flush A: entries 1..2
+    auto second = heartbeat_from(n2, 1, 2, 1);
+    second.entries = {entry(3, 1), entry(4, 1)};
+    h.deliver(second); // flush B: entries 1..4
+    CHECK(h.log.pending_flushes() == 2);
+    // n3 campaigns for term 2; the vote waits for a flush slot.
+    h.deliver(vote_request{n3, n1, term{2}, log_index{4}, term{1}, false, false});
+    CHECK(h.log.pending_flushes() == 2);
+    h.log.release_flushes(1); // A completes; flush C starts: the vote, and entries up to 4
+    h.settle();
+    CHECK(h.log.pending_flushes() == 2);
+    (void)h.take<append_response>();
+    // n3 leads term 2 with a different entry 3: entries 3..4 go, while B and C are under way.
+    auto conflicting = heartbeat_from(n3, 2, 2, 1);
+    conflicting.entries = {entry(3, 2, "new")};
+    h.deliver(conflicting);
+    auto acks_of_term_2 = [&] {
+        std::vector<log_index> out;
+        for (const append_response& r : h.take<append_response>()) {
+            if (r.success && r.term == term{2}) {
+                out.push_back(r.match_index);
+            }
+        }
+        return out;
+    };
+    h.log.release_flushes(2); // B and C: the vote is durable, the new entry 3 is not
+    h.settle();
+    CHECK(acks_of_term_2().empty());
+    CHECK(h.log.pending_flushes() == 1); // the flush that covers it
+    h.log.release_flushes();
+    h.settle();
+    CHECK(acks_of_term_2() == std::vector<log_index>{log_index{3}});
+}
+
 TEST_CASE("raft::config: max_flushes_in_flight 0 is invalid_argument") {
     raft::config c;
     c.id = n1;

@@ -337,6 +337,53 @@ TEST_CASE("file_log with deferred flush work: when the earlier of two overlappin
     CHECK(f.log().last_index() == log_index{3});
 }
 
+TEST_CASE("file_log with deferred flush work: when the earlier of two overlapping flushes fails "
+          "its fdatasync after its writes, the later one, synced fine, completes with the error "
+          "too; each synced through its own descriptor, so neither could take the other's "
+          "error") {
+    test::deferred_file_log_fixture f(2);
+    auto& log = f.log();
+    REQUIRE_FALSE(log.append(make_entries(1, 3, 1)));
+    log.flush([](std::error_code ec) { CHECK_FALSE(ec); });
+    f.settle();
+    std::vector<std::error_code> results;
+    REQUIRE_FALSE(log.append(make_entries(4, 4, 1)));
+    log.flush([&](std::error_code ec) { results.push_back(ec); });
+    REQUIRE_FALSE(log.append(make_entries(5, 5, 1)));
+    log.flush([&](std::error_code ec) { results.push_back(ec); });
+    REQUIRE(f.jobs.size() == 2);
+    f.disk.clear_trace();
+    // While the first flight's fdatasync is under way (its writes issued), the later flight
+    // runs whole and syncs fine; then the first's sync fails.
+    bool later_ran = false;
+    f.disk.set_fault([&](const storage::file_event& e) -> std::error_code {
+        if (e.op != file_op::sync || later_ran) {
+            return {};
+        }
+        later_ran = true;
+        auto later = std::move(f.jobs.back());
+        f.jobs.pop_back();
+        later();
+        return std::make_error_code(std::errc::io_error);
+    });
+    auto first = std::move(f.jobs.front());
+    f.jobs.pop_front();
+    first();
+    f.disk.set_fault(nullptr);
+    REQUIRE(later_ran);
+    f.settle();
+    REQUIRE(results.size() == 2);
+    CHECK(results[0] == errc::storage_failure);
+    CHECK(results[1] == errc::storage_failure); // its own sync succeeded
+    CHECK(f.disk.count(file_op::sync) == 2);
+    CHECK(write_offsets(f.disk).size() == 2);
+    // The later flight opened the segment for itself, and closed it again.
+    CHECK(f.disk.count(file_op::open) == 1);
+    CHECK(f.disk.count(file_op::close) == 1);
+    CHECK(log.durable_last_index() == log_index{3});
+    CHECK(log.failure() == errc::storage_failure);
+}
+
 TEST_CASE("file_log with deferred flush work: truncate_suffix finishes every flush in flight, "
           "oldest first, before it cuts") {
     test::deferred_file_log_fixture f(2);

@@ -136,7 +136,9 @@ public:
         o.directory = directory;
         o.segment_bytes = segment_bytes_;
         o.cache_bytes = cache_bytes_;
-        // Two flushes may overlap (not the default): the sweep covers crashes between them.
+        // Two flushes may be in flight (not the default), so the sweep crashes nodes between
+        // them; their jobs still run in order (the crash test's shuffled executor covers the
+        // other orders).
         o.max_flushes_in_flight = 2;
         if (flush_delay_ > duration::zero()) {
             o.io_executor = [this](unique_function<void()> job) {

@@ -110,7 +110,8 @@ struct file_log_options {
     /// the wait it saves — hence the default of 1.
     std::size_t max_flushes_in_flight = 1;
     /// Posts a completion to the node's context. Required with `io_executor` or
-    /// `own_io_thread`; called from the thread that ran the flush work.
+    /// `own_io_thread`; called from the thread that ran the flush work, which holds a lock of
+    /// that flush meanwhile: it must queue the job, not run it or wait for it.
     executor post{};
     /// Told of every error the log reports, with its detail (which file, which offset, why),
     /// on the node's context.
@@ -395,7 +396,8 @@ public:
     /// Last entry known durable.
     [[nodiscard]] log_index durable_last_index() const noexcept { return durable_last_; }
     [[nodiscard]] std::size_t flushes_completed() const noexcept { return flushes_completed_; }
-    /// Flushes whose work started while an earlier one's was still under way.
+    /// Flushes whose work started before an earlier flush had completed (see
+    /// `max_flushes_in_flight`).
     [[nodiscard]] std::size_t flushes_overlapped() const noexcept { return flushes_overlapped_; }
     /// Entries `entries()` serves from memory rather than disk.
     [[nodiscard]] std::size_t cached_entries() const noexcept { return cache_.size(); }
@@ -461,6 +463,11 @@ private:
         std::uint64_t size_after = 0;
         bool zeros_refused = false; ///< set by `execute`: no room for the zeros
         bool done = false;
+        /// Write and sync through a descriptor opened for this write alone (a flight beside
+        /// others): Linux reports a writeback error once per open file description, to
+        /// whichever `fdatasync` asks first, so on a shared one an earlier flight's failed
+        /// sync could return success while a later flight's sync took the error.
+        bool own_descriptor = false;
     };
 
     /// One flush's blocking work, self-contained: the thread that runs it touches nothing else
@@ -487,6 +494,7 @@ private:
         /// \invariant guarded by mutex; set no later than `state` becomes done.
         bool written = false;
         bool failed_before_written = false; ///< \invariant guarded by mutex
+        bool failed = false;                ///< set when done; \invariant guarded by mutex
         /// The flight started before this one, until this one has waited for its writes.
         /// \invariant guarded by mutex.
         std::shared_ptr<flight> previous;
@@ -540,6 +548,11 @@ private:
             return;
         }
         auto f = std::make_shared<flight>();
+        if (!flights_.empty()) {
+            for (segment_write& w : batch.writes) {
+                w.own_descriptor = true;
+            }
+        }
         f->batch = std::move(batch);
         f->callbacks = std::move(callbacks);
         if (!flights_.empty()) {
@@ -578,10 +591,12 @@ private:
             }
             std::unique_lock lock(previous->mutex);
             previous->finished.wait(lock, [&] { return previous->written; });
-            previous_failed = previous->failed_before_written;
+            previous_failed = previous->failed_before_written ||
+                              (previous->state == flight::phase::done && previous->failed);
         }
         if (previous_failed) {
-            // Writing after records that never reached the page cache would leave a hole.
+            // Writing after records that never reached the page cache would leave a hole; and
+            // after a failed sync the log is done for anyway.
             f.batch.error = errc::storage_failure;
             f.batch.detail = "an earlier flush failed";
             mark_written(f);
@@ -612,6 +627,7 @@ private:
                 }
             });
         }
+        f.failed = static_cast<bool>(f.batch.error);
         f.state = flight::phase::done;
         f.finished.notify_all();
     }
@@ -752,21 +768,31 @@ private:
         bool created = false;
         for (segment_write& w : b.writes) {
             const std::string name = file_name(w.path);
-            if (!w.handle.valid()) {
+            scoped_handle own(files_);
+            if (w.own_descriptor) {
+                if (auto ec = files_.open(w.path, open_mode::existing, own.handle)) {
+                    return fail(ec, "open segment " + name);
+                }
+            } else if (!w.handle.valid()) {
                 if (auto ec = files_.open(w.path, open_mode::create, w.handle)) {
                     return fail(ec, "create segment " + name);
                 }
                 created = true;
             }
-            if (auto ec = files_.write_at(w.handle, w.offset, w.bytes)) {
-                // Take back what did get written: the file ends where it did before.
-                (void)files_.truncate(w.handle, w.offset);
+            const file_handle handle = w.own_descriptor ? own.handle : w.handle;
+            if (auto ec = files_.write_at(handle, w.offset, w.bytes)) {
+                // Take back what did get written: the file ends where it did before. Not
+                // beside other flights: the file's size is theirs too, and zeros partly
+                // overwritten read as a torn tail anyway.
+                if (!w.own_descriptor) {
+                    (void)files_.truncate(handle, w.offset);
+                }
                 return fail(ec, "write segment " + name + " offset " + std::to_string(w.offset));
             }
             const std::uint64_t end = w.offset + w.bytes.size();
             const std::uint64_t filled = std::max(w.allocated_before, end);
             if (w.size_after > filled) {
-                if (auto ec = write_zeros(w.handle, filled, w.size_after)) {
+                if (auto ec = write_zeros(handle, filled, w.size_after)) {
                     if (classify(ec) != errc::disk_full) {
                         return fail(ec, "extend segment " + name + " with zeros to " +
                                             std::to_string(w.size_after));
@@ -775,12 +801,12 @@ private:
                     // zeros that did land cannot be cut off, `size_after` stays an upper bound
                     // of the size, so the segment is still cut back when it closes.
                     w.zeros_refused = true;
-                    if (!files_.truncate(w.handle, filled)) {
+                    if (!files_.truncate(handle, filled)) {
                         w.size_after = filled;
                     }
                 }
             } else if (w.size_after < w.allocated_before) {
-                if (auto ec = files_.truncate(w.handle, w.size_after)) {
+                if (auto ec = files_.truncate(handle, w.size_after)) {
                     return fail(ec,
                                 "truncate segment " + name + " to " + std::to_string(w.size_after));
                 }
@@ -788,7 +814,7 @@ private:
             if (f != nullptr && &w == &b.writes.back()) {
                 mark_written(*f);
             }
-            if (auto ec = files_.sync(w.handle)) {
+            if (auto ec = files_.sync(handle)) {
                 return fail(ec, "fdatasync segment " + name);
             }
             w.done = true;
@@ -813,6 +839,21 @@ private:
             }
         }
     }
+
+    /// Closes a descriptor opened for one write when the write is over, however it ends.
+    struct scoped_handle {
+        Files& files;
+        file_handle handle;
+        explicit scoped_handle(Files& f)
+            : files(f) {}
+        scoped_handle(const scoped_handle&) = delete;
+        scoped_handle& operator=(const scoped_handle&) = delete;
+        ~scoped_handle() {
+            if (handle.valid()) {
+                (void)files.close(handle);
+            }
+        }
+    };
 
     [[nodiscard]] static bool set_bits_at_most_one(byte_span bytes) noexcept {
         int bits = 0;
@@ -850,13 +891,15 @@ private:
                     s->handle = w.handle;
                     s->on_disk = true;
                 }
+                // After a failure these counts stop adding up (a failed flight's bytes are not
+                // counted, a later flight's are): harmless, the log refuses everything then.
                 if (w.done) {
                     s->written += w.bytes.size();
                     s->allocated = w.size_after;
                     s->zeros_refused = s->zeros_refused || w.zeros_refused;
                 }
                 s->in_flight -= w.bytes.size();
-            } else {
+            } else if (!w.own_descriptor) {
                 close_quietly(w.handle); // a segment truncated away meanwhile
             }
             recycle(std::move(w.bytes));

@@ -28,26 +28,22 @@ public:
 
     /// Starts `threads` threads (at least one).
     explicit io_worker(std::size_t threads = 1) {
-        threads_.reserve(threads == 0 ? 1 : threads);
-        for (std::size_t i = 0; i < std::max<std::size_t>(threads, 1); ++i) {
-            threads_.emplace_back([this] { run(); });
+        threads_.reserve(std::max<std::size_t>(threads, 1));
+        try {
+            for (std::size_t i = 0; i < std::max<std::size_t>(threads, 1); ++i) {
+                threads_.emplace_back([this] { run(); });
+            }
+        } catch (...) {
+            stop(); // the threads already started must not outlive a failed constructor
+            throw;
         }
     }
 
     io_worker(const io_worker&) = delete;
     io_worker& operator=(const io_worker&) = delete;
 
-    /// Runs the jobs already submitted, then stops the thread.
-    ~io_worker() {
-        {
-            std::lock_guard lock(mutex_);
-            stopping_ = true;
-        }
-        wake_.notify_all();
-        for (std::thread& t : threads_) {
-            t.join();
-        }
-    }
+    /// Runs the jobs already submitted, then stops the threads.
+    ~io_worker() { stop(); }
 
     /// Queues `job`; safe from any thread.
     void submit(unique_function<void()> job) {
@@ -64,6 +60,17 @@ public:
     }
 
 private:
+    void stop() {
+        {
+            std::lock_guard lock(mutex_);
+            stopping_ = true;
+        }
+        wake_.notify_all();
+        for (std::thread& t : threads_) {
+            t.join();
+        }
+    }
+
     void run() {
         std::unique_lock lock(mutex_);
         for (;;) {
