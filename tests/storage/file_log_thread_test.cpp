@@ -200,14 +200,30 @@ std::vector<std::uint64_t> write_offsets(const storage::recording_files& disk) {
     return out;
 }
 
+/// Makes entries 1..3 durable, so the segment exists with zeros ahead of its records.
+void prime_segment(test::deferred_file_log_fixture& f) {
+    REQUIRE_FALSE(f.log().append(make_entries(1, 3, 1)));
+    f.log().flush([](std::error_code ec) { CHECK_FALSE(ec); });
+    f.settle();
+}
+
+/// After `prime_segment`: two flushes under way at once (entries 4 and 5), their results
+/// collected in `results`.
+void start_two_flushes(test::deferred_file_log_fixture& f, std::vector<std::error_code>& results) {
+    for (std::uint64_t i = 4; i <= 5; ++i) {
+        REQUIRE_FALSE(f.log().append(make_entries(i, i, 1)));
+        f.log().flush([&results](std::error_code ec) { results.push_back(ec); });
+    }
+    REQUIRE(f.jobs.size() == 2);
+    f.disk.clear_trace();
+}
+
 TEST_CASE("file_log with deferred flush work: a flush whose records fit in the zeros ahead of "
           "the last segment's starts beside the one in flight; run first, it runs the earlier "
           "one's writes before its own, and the completions keep their order") {
     test::deferred_file_log_fixture f(2); // two flushes may overlap
     auto& log = f.log();
-    REQUIRE_FALSE(log.append(make_entries(1, 3, 1)));
-    log.flush([](std::error_code ec) { CHECK_FALSE(ec); });
-    f.settle(); // the segment exists, extended with zeros to segment_bytes
+    prime_segment(f);
     std::vector<int> done;
     REQUIRE_FALSE(log.append(make_entries(4, 5, 1)));
     log.flush([&](std::error_code ec) {
@@ -257,9 +273,7 @@ TEST_CASE("file_log with deferred flush work: a flush that creates or grows a fi
           "closed segment back, or writes the snapshot or hard_state file waits for the "
           "flushes in flight; so does every flush at max_flushes_in_flight 1") {
     auto primed = [](test::deferred_file_log_fixture& f) {
-        REQUIRE_FALSE(f.log().append(make_entries(1, 3, 1)));
-        f.log().flush([](std::error_code ec) { CHECK_FALSE(ec); });
-        f.settle();
+        prime_segment(f);
         REQUIRE_FALSE(f.log().append(make_entries(4, 4, 1)));
         f.log().flush([](std::error_code ec) { CHECK_FALSE(ec); });
         REQUIRE(f.jobs.size() == 1);
@@ -315,16 +329,9 @@ TEST_CASE("file_log with deferred flush work: when the earlier of two overlappin
           "past a hole) and both complete with the error") {
     test::deferred_file_log_fixture f(2);
     auto& log = f.log();
-    REQUIRE_FALSE(log.append(make_entries(1, 3, 1)));
-    log.flush([](std::error_code ec) { CHECK_FALSE(ec); });
-    f.settle();
+    prime_segment(f);
     std::vector<std::error_code> results;
-    REQUIRE_FALSE(log.append(make_entries(4, 4, 1)));
-    log.flush([&](std::error_code ec) { results.push_back(ec); });
-    REQUIRE_FALSE(log.append(make_entries(5, 5, 1)));
-    log.flush([&](std::error_code ec) { results.push_back(ec); });
-    REQUIRE(f.jobs.size() == 2);
-    f.disk.clear_trace();
+    start_two_flushes(f, results);
     f.disk.fail_next(file_op::write, std::make_error_code(std::errc::io_error));
     f.settle();
     REQUIRE(results.size() == 2);
@@ -343,16 +350,9 @@ TEST_CASE("file_log with deferred flush work: when the earlier of two overlappin
           "error") {
     test::deferred_file_log_fixture f(2);
     auto& log = f.log();
-    REQUIRE_FALSE(log.append(make_entries(1, 3, 1)));
-    log.flush([](std::error_code ec) { CHECK_FALSE(ec); });
-    f.settle();
+    prime_segment(f);
     std::vector<std::error_code> results;
-    REQUIRE_FALSE(log.append(make_entries(4, 4, 1)));
-    log.flush([&](std::error_code ec) { results.push_back(ec); });
-    REQUIRE_FALSE(log.append(make_entries(5, 5, 1)));
-    log.flush([&](std::error_code ec) { results.push_back(ec); });
-    REQUIRE(f.jobs.size() == 2);
-    f.disk.clear_trace();
+    start_two_flushes(f, results);
     // While the first flight's fdatasync is under way (its writes issued), the later flight
     // runs whole and syncs fine; then the first's sync fails.
     bool later_ran = false;
@@ -388,9 +388,7 @@ TEST_CASE("file_log with deferred flush work: truncate_suffix finishes every flu
           "oldest first, before it cuts") {
     test::deferred_file_log_fixture f(2);
     auto& log = f.log();
-    REQUIRE_FALSE(log.append(make_entries(1, 3, 1)));
-    log.flush([](std::error_code ec) { CHECK_FALSE(ec); });
-    f.settle();
+    prime_segment(f);
     std::vector<int> done;
     REQUIRE_FALSE(log.append(make_entries(4, 5, 1)));
     log.flush([&](std::error_code) { done.push_back(1); });
