@@ -552,13 +552,11 @@ private:
             for (segment_write& w : batch.writes) {
                 w.own_descriptor = true;
             }
-        }
-        f->batch = std::move(batch);
-        f->callbacks = std::move(callbacks);
-        if (!flights_.empty()) {
             f->previous = flights_.back();
             ++flushes_overlapped_;
         }
+        f->batch = std::move(batch);
+        f->callbacks = std::move(callbacks);
         flights_.push_back(f);
         options_.io_executor([this, f] {
             if (claim(*f)) {
