@@ -837,6 +837,14 @@ TEST_CASE("file_log: invalid options are invalid_argument; a log not recovered r
         CHECK(ec == errc::invalid_argument);
         CHECK(detail == "options.post is required when flush work runs off the node's thread");
     }
+    for (std::size_t flushes : {std::size_t{0}, std::size_t{65}}) {
+        storage::file_log_options o = options();
+        o.max_flushes_in_flight = flushes;
+        auto [ec, detail] = refused(disk, std::move(o));
+        CHECK(ec == errc::invalid_argument);
+        CHECK(detail == "options.max_flushes_in_flight must be between 1 and 64, is " +
+                            std::to_string(flushes));
+    }
     recorded_log never_recovered(options(), disk);
     CHECK(never_recovered.append(make_entries(1, 1, 1)) == errc::storage_failure);
     std::error_code flushed;
